@@ -1,0 +1,3 @@
+from avatar.cli import main
+
+main()

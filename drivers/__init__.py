@@ -1,0 +1,1 @@
+"""What moves an avatar over time: media IO, audio features, face tracking, the listener."""

@@ -1,0 +1,16 @@
+"""Differentiable rasterization with nvdiffrast's API, fast on CPU.
+
+The four ops keep nvdiffrast's names, argument order and output channels, so code written
+against ``nvdiffrast.torch`` runs here unchanged::
+
+    import renderers as dr
+    rast, rast_db = dr.rasterize(pos_clip, tri, resolution=(512, 512))
+    uv_pix, _ = dr.interpolate(uv, rast, uv_tri)
+    color = dr.texture(tex, uv_pix)
+    color = dr.antialias(color, rast, pos_clip, tri)
+
+Backends (``backend=`` on each op): ``"cpu"`` (numba visibility kernel + hand-derived
+backward), ``"torch"`` (pure torch, also on CUDA), ``"nvdiffrast"`` (when importable) and
+``"auto"`` (nvdiffrast for CUDA tensors when present, else ``"cpu"`` for CPU tensors, else
+``"torch"``).
+"""
