@@ -56,7 +56,8 @@ def test_uv_faces_are_valid(ict):
     # every uv corner's triangle is non-degenerate in uv space for the skin
     skin = ict.part_face_mask(("M_Face",))
     tri = ict.uv[ict.uv_faces[skin]]
-    area = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     assert (np.abs(area) > 0).mean() > 0.999
 
 
