@@ -69,7 +69,8 @@ EULER_ORDER = "YXZ"  # scipy: upper case = intrinsic; angles come out as (yaw, p
 
 def _live_link_name(ict_name: str) -> str:
     """``eyeBlink_L`` → ``EyeBlinkLeft``."""
-    base, side = (ict_name[:-2], {"_L": "Left", "_R": "Right"}[ict_name[-2:]]) if ict_name[-2:] in ("_L", "_R") else (ict_name, "")
+    sides = {"_L": "Left", "_R": "Right"}
+    base, side = (ict_name[:-2], sides[ict_name[-2:]]) if ict_name[-2:] in sides else (ict_name, "")
     return base[0].upper() + base[1:] + side
 
 
@@ -82,7 +83,8 @@ def _column_sources() -> list[list[int]]:
             live = live.removesuffix("Left").removesuffix("Right")
         sources.setdefault(live, []).append(index)
     unknown = set(sources) - set(LIVE_LINK_BLENDSHAPES)
-    assert not unknown, unknown  # the expression names are fixed; this guards edits of either table
+    if unknown:  # guards edits of either name table
+        raise RuntimeError(f"expression names without a Live Link column: {sorted(unknown)}")
     return [sources.get(name, []) for name in LIVE_LINK_BLENDSHAPES]
 
 
