@@ -11,6 +11,34 @@ against ``nvdiffrast.torch`` runs here unchanged::
 
 Backends (``backend=`` on each op): ``"cpu"`` (numba visibility kernel + hand-derived
 backward), ``"torch"`` (pure torch, also on CUDA), ``"nvdiffrast"`` (when importable) and
-``"auto"`` (nvdiffrast for CUDA tensors when present, else ``"cpu"`` for CPU tensors, else
-``"torch"``).
+``"auto"`` (nvdiffrast for CUDA tensors when present, ``"cpu"`` for CPU tensors, else
+``"torch"``). Images follow nvdiffrast's convention: row 0 is the bottom (``y = -1``).
 """
+
+from renderers._validate import RenderInputError
+from renderers.ops import (
+    BACKENDS,
+    RasterizeContext,
+    RasterizeCudaContext,
+    RasterizeGLContext,
+    antialias,
+    antialias_construct_topology_hash,
+    interpolate,
+    rasterize,
+    resolve_backend,
+    texture,
+)
+
+__all__ = [
+    "BACKENDS",
+    "RasterizeContext",
+    "RasterizeCudaContext",
+    "RasterizeGLContext",
+    "RenderInputError",
+    "antialias",
+    "antialias_construct_topology_hash",
+    "interpolate",
+    "rasterize",
+    "resolve_backend",
+    "texture",
+]
