@@ -167,7 +167,7 @@ def render_mesh(
                         camera.image_size)
 
     pos_clip = camera.to_clip(verts).contiguous()
-    rast, rast_db = ops.rasterize(pos_clip, faces, resolution=camera.image_size, backend=backend)
+    rast, _ = ops.rasterize(pos_clip, faces, resolution=camera.image_size, grad_db=False, backend=backend)
     mask = (rast[..., 3:] > 0).to(verts.dtype)
 
     if texture is None:
