@@ -189,3 +189,40 @@ def test_bad_input():
     with pytest.raises(RenderInputError):
         render_mesh(torch.stack([verts] * 3), faces, None, None, None,
                     Camera(cam.view.expand(2, 4, 4), cam.projection, cam.image_size))
+
+
+def test_cpu_and_torch_backends_agree():
+    verts, faces = _cube()
+    rotation = torch.linalg.matrix_exp(torch.tensor([[0.0, -0.3, 0.5], [0.3, 0.0, -0.2], [-0.5, 0.2, 0.0]]))
+    verts = verts @ rotation.T
+    uv = torch.rand(8, 2)
+    cam = Camera.look_at(torch.tensor([[0.5, 1.0, 6.0]]), torch.zeros(1, 3), UP, fov_y_deg=40.0, image_size=(24, 28))
+    texture = torch.rand(16, 16, 3)
+    outputs = [render_mesh(verts, faces, uv, faces, texture, cam, default_sh(), backend=b) for b in ("cpu", "torch")]
+    for a, b in zip(*outputs):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_render_template_script_writes_pngs(tmp_path):
+    import importlib.util
+
+    from avatar.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("render_template", REPO_ROOT / "scripts" / "render_template.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--out-dir", str(tmp_path), "--size", "64"])
+    from PIL import Image
+
+    for name in ("template_shaded.png", "template_uv_checker.png"):
+        image = np.asarray(Image.open(tmp_path / name))
+        assert image.shape == (64, 64, 3)
+        covered = (image < 250).any(-1)
+        rows = np.nonzero(covered.any(1))[0]
+        assert 0.7 < (rows.max() - rows.min() + 1) / 64 < 0.9  # the head fills ~80 % of the height
+    from avatar.errors import AvatarInputError
+
+    with pytest.raises(AvatarInputError):  # never overwrites without --force
+        script.main(["--out-dir", str(tmp_path), "--size", "64"])
+    checker = script.uv_checker_texture(64, cells=4)
+    assert checker.shape == (64, 64, 3) and float(checker.min()) >= 0 and float(checker.max()) <= 1
