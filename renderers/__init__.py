@@ -16,6 +16,9 @@ backward), ``"torch"`` (pure torch, also on CUDA), ``"nvdiffrast"`` (when import
 """
 
 from renderers._validate import RenderInputError
+from renderers.camera import Camera, frame_points
+from renderers.lighting import ambient_sh, default_sh, directional_sh, sh_shade
+from renderers.mesh import RenderOutput, render_mesh, to_uint8_image
 from renderers.ops import (
     BACKENDS,
     RasterizeContext,
@@ -31,6 +34,15 @@ from renderers.ops import (
 
 __all__ = [
     "BACKENDS",
+    "Camera",
+    "RenderOutput",
+    "ambient_sh",
+    "default_sh",
+    "directional_sh",
+    "frame_points",
+    "render_mesh",
+    "sh_shade",
+    "to_uint8_image",
     "RasterizeContext",
     "RasterizeCudaContext",
     "RasterizeGLContext",
