@@ -478,6 +478,7 @@ def _decode_audio(path: Path, container, stream, origin: float, sample_rate: int
         for out in frames:
             samples = out.to_ndarray().astype(np.float32, copy=False)
             samples = samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]
+            samples = np.clip(samples, -1.0, 1.0)  # resampling filters can ring past full scale
             if skip:
                 cut = min(skip, samples.size)
                 samples, skip = samples[cut:], skip - cut
