@@ -157,7 +157,7 @@ def _open(path: str | os.PathLike) -> tuple[Path, "av.container.InputContainer"]
         raise AvatarInputError(
             f"{path}: unsupported container '{container.format.name}'; {_SUPPORTED_HINT}"
         )
-    if not container.streams.video and not container.streams.audio:
+    if not _video_streams(container) and not container.streams.audio:
         container.close()
         raise AvatarInputError(f"{path}: holds neither a video nor an audio stream; {_SUPPORTED_HINT}")
     return path, container
@@ -172,7 +172,7 @@ def _time_origin(container) -> float:
     """Smallest start time over the video and audio streams, seconds (0 when unknown)."""
     starts = [
         float(s.start_time * s.time_base)
-        for s in (*container.streams.video[:1], *container.streams.audio[:1])
+        for s in (*_video_streams(container)[:1], *container.streams.audio[:1])
         if s.start_time is not None and s.time_base is not None
     ]
     return min(starts) if starts else 0.0
@@ -186,8 +186,14 @@ def _stream_end(stream, origin: float) -> float | None:
     return start + float(stream.duration * stream.time_base) - origin
 
 
+def _video_streams(container) -> list:
+    """Video streams that are pictures in motion (not an mp3's or m4a's cover art)."""
+    cover = av.stream.Disposition.attached_pic
+    return [s for s in container.streams.video if not s.disposition & cover]
+
+
 def _video_stream(container):
-    stream = container.streams.video[0]
+    stream = _video_streams(container)[0]
     stream.thread_type = "AUTO"
     return stream
 
@@ -214,7 +220,7 @@ def probe(path: str | os.PathLike, *, check_silence: bool = True) -> MediaInfo:
     """
     path, container = _open(path)
     fields: dict = {"path": path, "container": container.format.name,
-                    "has_video": bool(container.streams.video),
+                    "has_video": bool(_video_streams(container)),
                     "has_audio": bool(container.streams.audio)}
     ends: list[float] = []
     with container:
@@ -225,7 +231,9 @@ def probe(path: str | os.PathLike, *, check_silence: bool = True) -> MediaInfo:
             video_end = _stream_end(stream, origin)
             if video_end is None and container.duration is not None:
                 video_end = container.duration / av.time_base - origin
-            first = next(iter(_decode_packets(path, container, stream)), None)
+            frames = _decode_packets(path, container, stream)
+            first = next(frames, None)
+            frames.close()
             if first is None:
                 raise AvatarInputError(f"{path}: no video frame could be decoded; the file is corrupt")
             rotation = _frame_rotation(first)
@@ -289,6 +297,9 @@ def _check_video_reaches(path: Path, container, stream, origin: float, declared_
     last_end = None
     try:
         container.seek(max(target, 0), stream=stream, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        return  # not seekable: iter_frames still checks the end while decoding
+    try:
         for packet in container.demux(stream):
             if packet.pts is None or packet.size == 0:
                 continue
@@ -387,7 +398,7 @@ def iter_frames(
         raise AvatarInputError(f"fps must be positive, got {fps}")
     path, container = _open(path)
     try:
-        if not container.streams.video:
+        if not _video_streams(container):
             raise AvatarInputError(
                 f"{path}: is audio only (no video stream); pass a video with a face in it"
             )
@@ -774,6 +785,10 @@ class VideoWriter:
             video.height = height + height % 2
             video.pix_fmt = "yuv420p"
             video.codec_context.time_base = 1 / self.rate
+            # swscale turns RGB into limited-range BT.601 YUV; say so, or players guess (BT.709 for HD).
+            ctx = video.codec_context
+            ctx.colorspace = ctx.color_primaries = ctx.color_trc = 6  # SMPTE 170M (BT.601)
+            ctx.color_range = 1  # limited ("tv")
             video.options = {"crf": str(self._crf), "preset": self._preset}
             self._video = video
             if self.with_audio:

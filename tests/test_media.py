@@ -243,6 +243,20 @@ def test_rotation_metadata_is_applied(tmp_path, clips):
     assert np.abs(np.rot90(plain, k).astype(int) - turned.astype(int)).mean() < 1.0
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command")
+def test_mp3_with_cover_art_is_audio_only(tmp_path, clips):
+    cover = tmp_path / "cover.png"
+    av.VideoFrame.from_ndarray(index_image(5), format="rgb24").to_image().save(cover)
+    song = tmp_path / "song.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(clips["mp3"]), "-i", str(cover), "-map", "0",
+                    "-map", "1", "-c:a", "copy", "-c:v", "mjpeg", "-disposition:v", "attached_pic",
+                    str(song)], check=True)
+    info = media.probe(song)
+    assert info.is_audio_only and info.duration == pytest.approx(1.5, abs=0.06)
+    with pytest.raises(AvatarInputError, match="audio only"):
+        next(iter(media.iter_frames(song)))
+
+
 # --------------------------------------------------------------------------------------------
 # audio
 
