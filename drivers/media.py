@@ -179,11 +179,22 @@ def _time_origin(container) -> float:
 
 
 def _stream_end(stream, origin: float) -> float | None:
-    """Declared end of a stream in seconds from the origin, or ``None``."""
-    if stream.duration is None or stream.time_base is None:
-        return None
-    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else origin
-    return start + float(stream.duration * stream.time_base) - origin
+    """Declared end of a stream in seconds from the origin, or ``None`` when it is not declared.
+
+    mp4/mov/avi declare a per-stream duration; Matroska/WebM (as ffmpeg writes them) carry the
+    stream's end time in a ``DURATION`` tag.
+    """
+    if stream.duration is not None and stream.time_base is not None:
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else origin
+        return start + float(stream.duration * stream.time_base) - origin
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.strip().split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds) - origin
+        except ValueError:
+            return None
+    return None
 
 
 def _video_streams(container) -> list:
@@ -261,9 +272,8 @@ def probe(path: str | os.PathLike, *, check_silence: bool = True) -> MediaInfo:
         for chunk in iter_audio(path, chunk_size=AUDIO_SAMPLE_RATE * 4):
             count += chunk.size
             sum_sq += float(np.dot(chunk.astype(np.float64), chunk.astype(np.float64)))
-        if count == 0:
-            raise AvatarInputError(f"{path}: the audio track holds no decodable sample; the file is corrupt")
-        rms_db = 20.0 * math.log10(max(math.sqrt(sum_sq / count), 1e-10))
+        # An empty track (no packets at all) is reported as silent, like a track of zeros.
+        rms_db = 20.0 * math.log10(max(math.sqrt(sum_sq / max(count, 1)), 1e-10))
         fields.update(audio_rms_db=rms_db, audio_is_silent=rms_db < SILENCE_THRESHOLD_DB)
         decoded_end = count / AUDIO_SAMPLE_RATE
         if audio_end is None:
@@ -733,6 +743,10 @@ class VideoWriter:
             if self._container is None:
                 raise AvatarInputError(f"{self.path}: no frames were written; nothing to save")
             if self._audio is not None:
+                if not self._audio_written and not self._audio_pending_count:
+                    # An audio track was promised but none pushed: silence as long as the video.
+                    seconds = self.num_frames / float(self.rate)
+                    self.write_audio(np.zeros(int(round(seconds * self.audio_sample_rate)), np.float32))
                 self._encode_audio(upto=None)
                 self._mux(self._audio.encode(None))
             self._mux(self._video.encode(None))

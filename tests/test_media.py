@@ -339,6 +339,15 @@ def test_writer_push_api_torch_frames_and_chunked_audio(tmp_path):
     np.testing.assert_allclose(means, [i / 25 * 255 for i in range(25)], atol=3)
 
 
+def test_writer_with_audio_but_none_pushed_writes_silence(tmp_path):
+    with media.VideoWriter(tmp_path / "quiet.mp4", fps=30, with_audio=True) as writer:
+        for i in range(30):
+            writer.write_frame(index_image(i))
+    info = media.probe(writer.path)
+    assert info.has_audio and info.audio_is_silent is True
+    assert info.audio_duration == pytest.approx(1.0, abs=0.01)
+
+
 def test_writer_refuses_overwrite_without_force(tmp_path):
     path = tmp_path / "out.mp4"
     media.write_video(path, [index_image(1)] * 3)
