@@ -52,6 +52,7 @@ def make_clip(
     audio: np.ndarray | None = None,
     audio_rate: int = SR,
     size: tuple[int, int] = (64, 48),
+    audio_start: float = 0.0,
 ) -> Path:
     """Write a clip with PyAV directly (independent of drivers.media's writer).
 
@@ -100,7 +101,7 @@ def make_clip(
                 chunk = chunk.astype(np.float32)
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=fmt.name,
                                                layout=astream.layout.name)
-            frame.sample_rate, frame.pts = audio_rate, start
+            frame.sample_rate, frame.pts = audio_rate, start + int(round(audio_start * audio_rate))
             for packet in astream.encode(frame):
                 container.mux(packet)
         for packet in astream.encode(None):
@@ -274,6 +275,15 @@ def test_audio_resampled_to_16k_mono(clips):
     assert abs(audio.size - 1.5 * SR) <= 0.05 * SR
     spectrum = np.abs(np.fft.rfft(audio[2000:2000 + SR]))
     assert np.argmax(spectrum) == pytest.approx(330, abs=2)  # 1 Hz bins
+
+
+def test_audio_starting_late_stays_in_sync(tmp_path):
+    path = make_clip(tmp_path / "late.mkv", container_format="matroska", audio_codec="pcm_s16le",
+                     audio=sine(1.0), audio_start=0.5)
+    audio = media.read_audio(path)
+    assert audio.size == pytest.approx(1.5 * SR, abs=2)
+    assert np.abs(audio[: int(0.49 * SR)]).max() == 0 and np.abs(audio[int(0.51 * SR):]).max() > 0.25
+    assert len(list(media.iter_frames(path))) == 60
 
 
 def test_missing_audio_track(clips):
