@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from renderers._validate import RenderInputError, as_batched_pos, check_rast, check_tri
+from renderers.backends import cpu, nvdiffrast_backend, resolve_backend
 
 
 class TopologyHash:
@@ -91,6 +92,7 @@ def antialias(
     tri: torch.Tensor,
     topology_hash: TopologyHash | None = None,
     pos_gradient_boost: float = 1.0,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Antialias silhouette edges analytically so gradients reach silhouette vertex positions.
 
@@ -101,6 +103,8 @@ def antialias(
         tri: ``[T, 3]`` int32 triangles used to rasterize.
         topology_hash: optional :func:`antialias_construct_topology_hash` result (cached otherwise).
         pos_gradient_boost: multiplier on the gradient that reaches ``pos`` (as in nvdiffrast).
+        backend: ``"auto"``, ``"cpu"`` (compiled kernels) or ``"torch"`` (any device; nvdiffrast's own
+            antialias is used for ``"nvdiffrast"``).
 
     Returns:
         ``[B, H, W, C]`` antialiased colour, differentiable w.r.t. ``color`` and ``pos``.
@@ -113,6 +117,11 @@ def antialias(
     if pos.shape[0] not in (1, rast.shape[0]):
         raise RenderInputError(f"pos batch {pos.shape[0]} must be 1 or match rast batch {rast.shape[0]}")
     topology = topology_hash or _cached_topology(tri)
+    kind = resolve_backend(backend, color.device)
+    if kind == "nvdiffrast":
+        return nvdiffrast_backend.antialias(color, rast, pos, tri, pos_gradient_boost)
+    if kind == "cpu":
+        return cpu.antialias(color, rast, pos.expand(rast.shape[0], -1, -1), tri, topology.neighbor, pos_gradient_boost)
     num_batch, height, width, channels = color.shape
     ids = rast[..., 3].detach().long()
     depth = rast[..., 2].detach()

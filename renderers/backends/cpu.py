@@ -109,3 +109,43 @@ class _TextureLinear(torch.autograd.Function):
 def texture_linear(tex: torch.Tensor, uv: torch.Tensor, boundary_mode: str) -> torch.Tensor:
     """Bilinear texture lookup; ``tex [1 or B, Ht, Wt, C]``, ``uv [B, H, W, 2]`` -> ``[B, H, W, C]``."""
     return _TextureLinear.apply(tex, uv, _BOUNDARY_CODES[boundary_mode])
+
+
+class _Antialias(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, color, rast, pos, tri, neighbor, boost):
+        color_np, rast_np, pos_np, tri_np = _np(color), _np(rast), _np(pos), _np(tri)
+        num_batch, height, width = rast_np.shape[:3]
+        screen = np.empty(pos_np.shape[:2] + (2,), np.float64)
+        silhouette = np.zeros((num_batch, tri_np.shape[0], 3), np.bool_)
+        kernels.silhouette_edges(pos_np, tri_np, neighbor, width, height, screen, silhouette)
+        alpha = np.empty((num_batch, height, width, 2), np.float64)
+        edge = np.zeros((num_batch, height, width, 2), np.int8)
+        front_is_first = np.zeros((num_batch, height, width, 2), np.bool_)
+        kernels.antialias_pairs(rast_np, tri_np, screen, silhouette, alpha, edge, front_is_first)
+        out = np.empty_like(color_np)
+        kernels.antialias_forward(color_np, alpha, front_is_first, out)
+        ctx.saved = (color_np, rast_np, pos_np, tri_np, screen, alpha, edge, front_is_first, boost)
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        color_np, rast_np, pos_np, tri_np, screen, alpha, edge, front_is_first, boost = ctx.saved
+        grad_np = _np(grad_out.to(torch.from_numpy(color_np).dtype))
+        grad_color = grad_pos = None
+        if ctx.needs_input_grad[0]:
+            grad_color = np.empty_like(color_np)
+            kernels.antialias_backward_color(color_np, alpha, front_is_first, grad_np, grad_color)
+            grad_color = torch.from_numpy(grad_color)
+        if ctx.needs_input_grad[2]:
+            grad_pos = np.zeros(pos_np.shape, np.float64)
+            kernels.antialias_backward_pos(
+                pos_np, tri_np, rast_np, screen, color_np, alpha, edge, front_is_first, grad_np, boost, grad_pos
+            )
+            grad_pos = torch.from_numpy(grad_pos.astype(pos_np.dtype))
+        return grad_color, None, grad_pos, None, None, None
+
+
+def antialias(color, rast, pos, tri, neighbor: torch.Tensor, pos_gradient_boost: float = 1.0):
+    """See :func:`renderers.antialias`. ``pos`` must have the batch size of ``rast``."""
+    return _Antialias.apply(color, rast, pos, tri, _np(neighbor), float(pos_gradient_boost))

@@ -471,3 +471,209 @@ def texture_linear_backward(tex, uv, boundary, grad_out, want_tex, want_uv):
         grad_tex = np.zeros(tex.shape, tex.dtype)
         _texture_linear_grad_tex(uv, boundary, grad_out, grad_tex)
     return grad_tex, grad_uv
+
+
+# ---------------------------------------------------------------------------------------------
+# Antialiasing (math in renderers/antialias.py). Pairs are indexed by their lower-left pixel:
+# direction 0 pairs (x, y) with (x + 1, y), direction 1 pairs (x, y) with (x, y + 1).
+
+
+@nb.njit(parallel=True, cache=True)
+def silhouette_edges(pos, tri, neighbor, width, height, screen, silhouette):
+    """Screen positions ``screen [B,V,2]`` (pixels) and per-edge silhouette flags ``silhouette [B,T,3]``.
+
+    An edge is a silhouette if it is a boundary or its neighbour faces the other way; triangles with a
+    vertex behind the eye get none.
+    """
+    num_batch, num_vertices = pos.shape[0], pos.shape[1]
+    num_tri = tri.shape[0]
+    for k in nb.prange(num_batch * num_vertices):
+        b = k // num_vertices
+        i = k % num_vertices
+        w = pos[b, i, 3]
+        w = w if w > 0.0 else 1.0
+        screen[b, i, 0] = (pos[b, i, 0] / w + 1.0) * 0.5 * width
+        screen[b, i, 1] = (pos[b, i, 1] / w + 1.0) * 0.5 * height
+    for b in range(num_batch):
+        facing = np.zeros(num_tri, np.int8)
+        for t in nb.prange(num_tri):
+            i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
+            if pos[b, i0, 3] <= 0.0 or pos[b, i1, 3] <= 0.0 or pos[b, i2, 3] <= 0.0:
+                continue
+            ax = screen[b, i1, 0] - screen[b, i0, 0]
+            ay = screen[b, i1, 1] - screen[b, i0, 1]
+            bx = screen[b, i2, 0] - screen[b, i0, 0]
+            by = screen[b, i2, 1] - screen[b, i0, 1]
+            area = ax * by - ay * bx
+            facing[t] = 1 if area > 0.0 else (-1 if area < 0.0 else 0)
+        for t in nb.prange(num_tri):
+            for e in range(3):
+                n = neighbor[t, e]
+                silhouette[b, t, e] = facing[t] != 0 and (n < 0 or facing[n] != facing[t])
+
+
+@nb.njit(parallel=True, cache=True)
+def antialias_pairs(rast, tri, screen, silhouette, alpha, edge, front_is_first):
+    """For each pixel pair with different triangle ids whose front triangle leaves through a silhouette
+    edge between the two centres: ``alpha [B,H,W,2]`` (crossing distance from the front centre, NaN if
+    none), ``edge [B,H,W,2]`` (which edge of the front triangle), ``front_is_first [B,H,W,2]``."""
+    num_batch, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+    for row in nb.prange(num_batch * height):
+        b = row // height
+        y = row % height
+        for x in range(width):
+            for d in range(2):
+                alpha[b, y, x, d] = np.nan
+                x2 = x + 1 - d
+                y2 = y + d
+                if x2 >= width or y2 >= height:
+                    continue
+                id1 = int(rast[b, y, x, 3])
+                id2 = int(rast[b, y2, x2, 3])
+                if id1 == id2:
+                    continue
+                first_front = id2 == 0 or (id1 != 0 and rast[b, y, x, 2] <= rast[b, y2, x2, 2])
+                t = (id1 if first_front else id2) - 1
+                if not (silhouette[b, t, 0] or silhouette[b, t, 1] or silhouette[b, t, 2]):
+                    continue
+                sx = (x if first_front else x2) + 0.5
+                sy = (y if first_front else y2) + 0.5
+                dx = float(x2 - x) if first_front else float(x - x2)
+                dy = float(y2 - y) if first_front else float(y - y2)
+                best = 2.0
+                best_edge = -1
+                for e in range(3):
+                    p = tri[t, (e + 1) % 3]
+                    q = tri[t, (e + 2) % 3]
+                    ex = screen[b, q, 0] - screen[b, p, 0]
+                    ey = screen[b, q, 1] - screen[b, p, 1]
+                    cs = ex * (sy - screen[b, p, 1]) - ey * (sx - screen[b, p, 0])
+                    cd = ex * dy - ey * dx
+                    if cs * cd < 0.0:
+                        a = -cs / cd
+                        if 0.0 <= a <= 1.0 and a < best:
+                            best = a
+                            best_edge = e
+                if best_edge >= 0 and silhouette[b, t, best_edge]:
+                    alpha[b, y, x, d] = best
+                    edge[b, y, x, d] = best_edge
+                    front_is_first[b, y, x, d] = first_front
+
+
+@nb.njit(inline="always")
+def _pair_target(x, y, d, alpha_value, first_front):
+    """The pixel a pair blends into and the pixel it blends from, as (tx, ty, sx, sy)."""
+    x2 = x + 1 - d
+    y2 = y + d
+    into_other = alpha_value > 0.5
+    if first_front == into_other:  # target is the second pixel
+        return x2, y2, x, y
+    return x, y, x2, y2
+
+
+@nb.njit(parallel=True, cache=True)
+def antialias_forward(color, alpha, front_is_first, out):
+    """``out = color`` plus, per pair, ``|alpha - 0.5| (color_source - color_target)`` at the target.
+
+    Gathers per target pixel over its four pairs, so no two threads write one pixel.
+    """
+    num_batch, height, width, channels = color.shape
+    for row in nb.prange(num_batch * height):
+        b = row // height
+        y = row % height
+        for x in range(width):
+            for ch in range(channels):
+                out[b, y, x, ch] = color[b, y, x, ch]
+            # The four pairs touching (x, y): (x, y)->right, (x, y)->up, (x-1, y)->right, (x, y-1)->up.
+            for n in range(4):
+                px = x - 1 if n == 2 else x
+                py = y - 1 if n == 3 else y
+                d = 1 if (n == 1 or n == 3) else 0
+                if px < 0 or py < 0:
+                    continue
+                a = alpha[b, py, px, d]
+                if np.isnan(a):
+                    continue
+                tx, ty, sx, sy = _pair_target(px, py, d, a, front_is_first[b, py, px, d])
+                if tx != x or ty != y:
+                    continue
+                weight = abs(a - 0.5)
+                for ch in range(channels):
+                    out[b, y, x, ch] += weight * (color[b, sy, sx, ch] - color[b, y, x, ch])
+
+
+@nb.njit(parallel=True, cache=True)
+def antialias_backward_color(color, alpha, front_is_first, grad_out, grad_color):
+    """``grad_color``: identity plus each pair's blend weight moved from target to source."""
+    num_batch, height, width, channels = color.shape
+    for row in nb.prange(num_batch * height):
+        b = row // height
+        y = row % height
+        for x in range(width):
+            for ch in range(channels):
+                grad_color[b, y, x, ch] = grad_out[b, y, x, ch]
+            for n in range(4):
+                px = x - 1 if n == 2 else x
+                py = y - 1 if n == 3 else y
+                d = 1 if (n == 1 or n == 3) else 0
+                if px < 0 or py < 0:
+                    continue
+                a = alpha[b, py, px, d]
+                if np.isnan(a):
+                    continue
+                tx, ty, sx, sy = _pair_target(px, py, d, a, front_is_first[b, py, px, d])
+                weight = abs(a - 0.5)
+                if tx == x and ty == y:
+                    for ch in range(channels):
+                        grad_color[b, y, x, ch] -= weight * grad_out[b, y, x, ch]
+                elif sx == x and sy == y:
+                    for ch in range(channels):
+                        grad_color[b, y, x, ch] += weight * grad_out[b, ty, tx, ch]
+
+
+@nb.njit(cache=True)
+def antialias_backward_pos(pos, tri, rast, screen, color, alpha, edge, front_is_first, grad_out, boost, grad_pos):
+    """Scatter each pair's d(loss)/d(alpha) to the clip positions of its silhouette edge's vertices."""
+    num_batch, height, width, channels = color.shape
+    for b in range(num_batch):
+        bp = b if pos.shape[0] > 1 else 0
+        for y in range(height):
+            for x in range(width):
+                for d in range(2):
+                    a = alpha[b, y, x, d]
+                    if np.isnan(a):
+                        continue
+                    first_front = front_is_first[b, y, x, d]
+                    tx, ty, sx, sy = _pair_target(x, y, d, a, first_front)
+                    # out[target] += |a - 0.5| (c_src - c_tgt)  =>  dL/da = sign(a - 0.5) g_tgt . (c_src - c_tgt)
+                    g_alpha = 0.0
+                    for ch in range(channels):
+                        g_alpha += grad_out[b, ty, tx, ch] * (color[b, sy, sx, ch] - color[b, ty, tx, ch])
+                    g_alpha *= boost if a > 0.5 else -boost
+                    x2 = x + 1 - d
+                    y2 = y + d
+                    fx = (x if first_front else x2) + 0.5
+                    fy = (y if first_front else y2) + 0.5
+                    dx = float(x2 - x) if first_front else float(x - x2)
+                    dy = float(y2 - y) if first_front else float(y - y2)
+                    t = int(rast[b, y, x, 3] if first_front else rast[b, y2, x2, 3]) - 1
+                    e = edge[b, y, x, d]
+                    p = tri[t, (e + 1) % 3]
+                    q = tri[t, (e + 2) % 3]
+                    px, py = screen[bp, p, 0], screen[bp, p, 1]
+                    qx, qy = screen[bp, q, 0], screen[bp, q, 1]
+                    ex, ey = qx - px, qy - py
+                    cd = ex * dy - ey * dx
+                    # alpha = -cs / cd  =>  d alpha = -(d cs + alpha d cd) / cd
+                    k = -g_alpha / cd
+                    g_px = k * ((qy - fy) + a * (-dy))
+                    g_py = k * ((fx - qx) + a * dx)
+                    g_qx = k * ((fy - py) + a * dy)
+                    g_qy = k * ((px - fx) + a * (-dx))
+                    for vertex, gx, gy in ((p, g_px, g_py), (q, g_qx, g_qy)):
+                        w = pos[bp, vertex, 3]
+                        sxw = 0.5 * width / w
+                        syw = 0.5 * height / w
+                        grad_pos[bp, vertex, 0] += gx * sxw
+                        grad_pos[bp, vertex, 1] += gy * syw
+                        grad_pos[bp, vertex, 3] -= gx * sxw * pos[bp, vertex, 0] / w + gy * syw * pos[bp, vertex, 1] / w

@@ -41,3 +41,9 @@ def texture(tex, uv, uv_da, mip_level_bias, filter_mode, boundary_mode, max_mip_
         tex.contiguous(), uv.contiguous(), uv_da=uv_da, mip_level_bias=mip_level_bias,
         filter_mode=filter_mode, boundary_mode=boundary_mode, max_mip_level=max_mip_level,
     )
+
+
+def antialias(color, rast, pos, tri, pos_gradient_boost):
+    import nvdiffrast.torch as dr
+
+    return dr.antialias(color.contiguous(), rast, pos.contiguous(), tri.contiguous(), pos_gradient_boost=pos_gradient_boost)
