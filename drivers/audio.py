@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from avatar.errors import AvatarInputError
+from drivers import media
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,33 @@ def _as_waveform(samples) -> np.ndarray:
 # Public API
 
 
-_BLOCK = 1536  # feature frames per block in the batch function (bounded memory)
+_BLOCK = 1536  # feature frames computed at once (bounds the memory of long inputs)
+
+
+def _features_at(signal: np.ndarray, ends: np.ndarray, kernels: _Kernels,
+                 recent: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Features of the windows of ``signal`` ending at indices ``ends`` (exclusive), in blocks.
+
+    The one code path of both :func:`audio_features` and :class:`AudioFeatureStream`.
+
+    Returns:
+        per-window features ``{name: (J, ...)}``, voice activity ``(J,)``, updated ``recent``.
+    """
+    config = kernels.config
+    parts_list, activity_list = [], []
+    for start in range(0, ends.size, _BLOCK):
+        block = ends[start:start + _BLOCK]
+        fft_windows = signal[block[:, None] - config.n_fft + np.arange(config.n_fft)]
+        pitch_windows = signal[block[:, None] - config.pitch_frame_length
+                               + np.arange(config.pitch_frame_length)]
+        parts = _window_features(fft_windows, pitch_windows, kernels)
+        activity, recent = _voice_activity(parts["energy_db"], parts["voiced"], recent, config)
+        parts_list.append(parts)
+        activity_list.append(activity)
+    if not parts_list:
+        return _empty_parts(config), np.zeros(0, dtype=bool), recent
+    joined = {key: np.concatenate([p[key] for p in parts_list]) for key in parts_list[0]}
+    return joined, np.concatenate(activity_list), recent
 
 
 def audio_features(
@@ -382,22 +409,9 @@ def audio_features(
     padded = np.zeros(history + max(needed, 0))
     used = min(samples.size, needed)
     padded[history:history + used] = samples[:used]
-    kernels = _Kernels(config)
     recent = np.zeros(config.hangover_frames - 1, dtype=bool)
-    parts_list, activity_list = [], []
-    for start in range(0, total * m, _BLOCK):
-        block_ends = ends[start:start + _BLOCK] + history
-        fft_windows = padded[block_ends[:, None] - config.n_fft + np.arange(config.n_fft)]
-        pitch_windows = padded[block_ends[:, None] - config.pitch_frame_length
-                               + np.arange(config.pitch_frame_length)]
-        parts = _window_features(fft_windows, pitch_windows, kernels)
-        activity, recent = _voice_activity(parts["energy_db"], parts["voiced"], recent, config)
-        parts_list.append(parts)
-        activity_list.append(activity)
-    if not parts_list:
-        return _to_features(_empty_parts(config), np.zeros(0, dtype=bool), config)
-    joined = {key: np.concatenate([p[key] for p in parts_list]) for key in parts_list[0]}
-    return _to_features(joined, np.concatenate(activity_list), config)
+    parts, activity, _ = _features_at(padded, ends + history, _Kernels(config), recent)
+    return _to_features(parts, activity, config)
 
 
 class AudioFeatureStream:
@@ -459,11 +473,7 @@ class AudioFeatureStream:
         if upto <= self._num_motion_frames:
             return _to_features(_empty_parts(config), np.zeros(0, dtype=bool), config)
         ends = config.frame_end(np.arange(self._num_motion_frames * m, upto * m)) - self._buffer_start
-        fft_windows = self._buffer[ends[:, None] - config.n_fft + np.arange(config.n_fft)]
-        pitch_windows = self._buffer[ends[:, None] - config.pitch_frame_length
-                                     + np.arange(config.pitch_frame_length)]
-        parts = _window_features(fft_windows, pitch_windows, self._kernels)
-        activity, self._recent = _voice_activity(parts["energy_db"], parts["voiced"], self._recent, config)
+        parts, activity, self._recent = _features_at(self._buffer, ends, self._kernels, self._recent)
         self._num_motion_frames = upto
         # Keep only what future windows can reach.
         keep_from = int(ends[-1]) - config.history
@@ -493,8 +503,6 @@ def audio_features_from_file(
     Returns:
         :class:`AudioFeatures` of ``T`` motion frames.
     """
-    from drivers import media
-
     config = config or AudioFeatureConfig()
     info = media.probe(path, check_silence=False)
     if not info.has_audio:

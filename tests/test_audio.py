@@ -125,6 +125,13 @@ def test_stream_matches_batch(seed):
     assert_same(AudioFeatures.concat([complete, final]), audio_features(wave, num_frames=len(complete) + 1))
 
 
+def test_stream_matches_batch_across_compute_blocks():
+    wave = speechlike(27.0, seed=7)  # > 1536 feature frames: several internal blocks
+    stream = AudioFeatureStream()
+    parts = [stream.push(wave[i:i + 40_000]) for i in range(0, wave.size, 40_000)]
+    assert_same(AudioFeatures.concat(parts), audio_features(wave))
+
+
 def test_stream_accepts_torch_and_emits_as_soon_as_a_motion_frame_completes():
     stream = AudioFeatureStream()
     assert len(stream.push(torch.zeros(533))) == 0
