@@ -122,7 +122,8 @@ class MotionFrame:
         source_time: presentation time of the source frame shown (<= ``time`` except for the
             held first frame).
         source_index: which decoded source frame it is (0-based, presentation order).
-        image: ``(H, W, 3)`` uint8 RGB, row 0 at the top.
+        image: ``(H, W, 3)`` uint8 RGB, row 0 at the top. Motion frames that repeat a source
+            frame share one array: copy it before writing into it.
     """
 
     index: int
