@@ -1,0 +1,479 @@
+"""Speaker cues: what a listener perceives of the speaker, per motion frame at 30 fps.
+
+A :class:`SpeakerCues` bundle holds, for each motion frame ``k`` (shown at ``k / 30`` s):
+
+- the causal audio features of :mod:`drivers.audio` (log-mel, energy, pitch, voicing, voice
+  activity; ``m = 2`` feature frames per motion frame, the last one ending at ``(k + 1) / 30``);
+- the speaker's face as :mod:`drivers.tracking` sees it: 53 expression weights, head rotation
+  (axis-angle) and translation, and whether a face was found in that frame;
+- flags: whether the clip has an audio track and a video track.
+
+Audio-only clips (wav, mp3) get zero visual cues with ``face_visible = False``; videos without an
+audio track get the features of silence with ``has_audio = False``. Every cue of frame ``k`` is
+computed from the input up to the end of that frame (the video frame shown at ``k / 30`` and the
+audio before ``(k + 1) / 30``), so cues are causal with a look-ahead of one motion frame (33 ms)
+relative to the frame's time stamp (see :mod:`drivers.audio` and :mod:`drivers.media`).
+
+Frame-level helpers used by the teacher and the metrics (:func:`frame_speaking`,
+:func:`frame_pitch_semitones`, :func:`speech_pause_onsets`) are defined once here so that the
+teacher's triggers and the responsiveness metric agree on what a pause is.
+
+Files: ``*.cues.npz`` (plain NumPy archive, no pickled objects), written atomically by
+:meth:`SpeakerCues.save`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from avatar.errors import AvatarInputError
+from avatar.io import atomic_output_file
+from drivers.audio import AudioFeatureConfig, AudioFeatures, audio_features, audio_features_from_file
+from drivers.motion import EXPRESSION_NAMES, MOTION_FPS, NUM_EXPRESSIONS
+
+#: Version of the ``*.cues.npz`` layout.
+CUES_FORMAT_VERSION = 1
+
+#: Expression columns of the speaker cues used by the teacher (smile, brows).
+SMILE_COLUMNS = (EXPRESSION_NAMES.index("mouthSmile_L"), EXPRESSION_NAMES.index("mouthSmile_R"))
+BROW_RAISE_COLUMNS = tuple(EXPRESSION_NAMES.index(n) for n in
+                           ("browInnerUp_L", "browInnerUp_R", "browOuterUp_L", "browOuterUp_R"))
+BROW_DOWN_COLUMNS = (EXPRESSION_NAMES.index("browDown_L"), EXPRESSION_NAMES.index("browDown_R"))
+
+_AUDIO_FIELDS = ("log_mel", "energy_db", "f0_hz", "periodicity", "voiced", "voice_activity")
+
+
+@dataclass
+class SpeakerCues:
+    """Per-frame speaker cues of one clip (time first, ``T`` motion frames).
+
+    Attributes:
+        audio: :class:`~drivers.audio.AudioFeatures` of ``T`` motion frames.
+        expression_weights: :math:`(T, 53)` float32 speaker expression weights (0 where no face).
+        head_rotation: :math:`(T, 3)` float32 speaker head rotation, axis-angle (rad).
+        head_translation: :math:`(T, 3)` float32 speaker head translation.
+        face_visible: :math:`(T,)` bool, a face was tracked in the frame.
+        has_audio: the clip has an audio track.
+        has_video: the clip has a video track.
+        speaker: who speaks (used for held-out splits); defaults to the clip's stem.
+        fps: motion frames per second (30).
+    """
+
+    audio: AudioFeatures
+    expression_weights: torch.Tensor
+    head_rotation: torch.Tensor
+    head_translation: torch.Tensor
+    face_visible: torch.Tensor
+    has_audio: bool = True
+    has_video: bool = True
+    speaker: str = ""
+    fps: float = MOTION_FPS
+
+    def __post_init__(self) -> None:
+        count = len(self.audio)
+        for name, tail, dtype in (("expression_weights", (NUM_EXPRESSIONS,), torch.float32),
+                                  ("head_rotation", (3,), torch.float32),
+                                  ("head_translation", (3,), torch.float32),
+                                  ("face_visible", (), torch.bool)):
+            value = torch.as_tensor(getattr(self, name)).to(dtype)
+            if tuple(value.shape) != (count, *tail):
+                raise AvatarInputError(f"speaker cues {name} has shape {tuple(value.shape)}; "
+                                       f"expected {(count, *tail)} (T = {count} audio frames)")
+            setattr(self, name, value)
+
+    def __len__(self) -> int:
+        return len(self.audio)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self)
+
+    @property
+    def feature_dim(self) -> int:
+        """Columns of :meth:`as_matrix`."""
+        m, n_mels = self.audio.log_mel.shape[1], self.audio.log_mel.shape[2]
+        return m * (n_mels + 5) + NUM_EXPRESSIONS + 6 + 3
+
+    def as_matrix(self) -> torch.Tensor:
+        """All cues of each frame side by side, for a model.
+
+        Returns:
+            :math:`(T, D)` float32 with ``D = m (n_mels + 5) + 53 + 6 + 3`` (232 by default):
+            the audio matrix of :meth:`AudioFeatures.as_matrix`, speaker weights, head rotation,
+            head translation, then ``face_visible``, ``has_audio``, ``has_video`` as 0/1.
+        """
+        count = len(self)
+        flags = torch.stack([
+            self.face_visible.float(),
+            torch.full((count,), float(self.has_audio)),
+            torch.full((count,), float(self.has_video)),
+        ], dim=1)
+        return torch.cat([self.audio.as_matrix(), self.expression_weights, self.head_rotation,
+                          self.head_translation, flags], dim=1)
+
+    def __getitem__(self, index: slice) -> "SpeakerCues":
+        """Motion frames ``index`` (a slice)."""
+        if not isinstance(index, slice):
+            raise TypeError("index SpeakerCues with a slice of motion frames")
+        return replace(self, audio=self.audio[index], expression_weights=self.expression_weights[index],
+                       head_rotation=self.head_rotation[index], head_translation=self.head_translation[index],
+                       face_visible=self.face_visible[index])
+
+    @classmethod
+    def concat(cls, parts: list["SpeakerCues"]) -> "SpeakerCues":
+        """Join cues of consecutive stretches of one clip along time."""
+        if not parts:
+            raise AvatarInputError("nothing to concatenate")
+        first = parts[0]
+        return replace(
+            first,
+            audio=AudioFeatures.concat([p.audio for p in parts]),
+            expression_weights=torch.cat([p.expression_weights for p in parts]),
+            head_rotation=torch.cat([p.head_rotation for p in parts]),
+            head_translation=torch.cat([p.head_translation for p in parts]),
+            face_visible=torch.cat([p.face_visible for p in parts]),
+        )
+
+    @classmethod
+    def from_audio(cls, audio: AudioFeatures, *, speaker: str = "", has_audio: bool = True) -> "SpeakerCues":
+        """Cues of an audio-only speaker (no face: zero visual cues, ``face_visible`` false)."""
+        count = len(audio)
+        return cls(audio, torch.zeros(count, NUM_EXPRESSIONS), torch.zeros(count, 3), torch.zeros(count, 3),
+                   torch.zeros(count, dtype=torch.bool), has_audio=has_audio, has_video=False,
+                   speaker=speaker, fps=audio.motion_fps)
+
+    # ------------------------------------------------------------------------------------------
+    # Files
+
+    def save(self, path: str | os.PathLike, force: bool = False) -> Path:
+        """Write a ``*.cues.npz`` atomically; refuses to overwrite unless ``force``. Returns ``path``."""
+        arrays = {name: getattr(self.audio, name).numpy() for name in _AUDIO_FIELDS}
+        arrays.update(
+            version=np.int64(CUES_FORMAT_VERSION),
+            fps=np.float64(self.fps),
+            names=np.array(EXPRESSION_NAMES, dtype=np.str_),
+            expression_weights=self.expression_weights.numpy(),
+            head_rotation=self.head_rotation.numpy(),
+            head_translation=self.head_translation.numpy(),
+            face_visible=self.face_visible.numpy(),
+            has_audio=np.bool_(self.has_audio),
+            has_video=np.bool_(self.has_video),
+            speaker=np.array(self.speaker, dtype=np.str_),
+        )
+        with atomic_output_file(path, force=force) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SpeakerCues":
+        """Read a ``*.cues.npz`` written by :meth:`save`.
+
+        Raises:
+            AvatarInputError: missing or unreadable file, missing keys, inconsistent shapes.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise AvatarInputError(f"speaker cue file {path} not found")
+        keys = (*_AUDIO_FIELDS, "fps", "names", "expression_weights", "head_rotation", "head_translation",
+                "face_visible", "has_audio", "has_video", "speaker")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                missing = [key for key in keys if key not in archive.files]
+                if missing:
+                    raise AvatarInputError(f"speaker cue file {path} lacks {', '.join(missing)}; "
+                                           "write it with drivers.listener.cues")
+                data = {key: archive[key] for key in keys}
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+            if isinstance(error, AvatarInputError):
+                raise
+            raise AvatarInputError(f"{path} is not a readable speaker cue .npz file ({error})") from error
+        names = [str(n) for n in data["names"]]
+        if names != list(EXPRESSION_NAMES):
+            raise AvatarInputError(f"speaker cue file {path}: expression names do not match the 53 ICT/ARKit names")
+        fps = float(data["fps"])
+        try:
+            audio = AudioFeatures(
+                log_mel=torch.from_numpy(data["log_mel"]).float(),
+                energy_db=torch.from_numpy(data["energy_db"]).float(),
+                f0_hz=torch.from_numpy(data["f0_hz"]).float(),
+                periodicity=torch.from_numpy(data["periodicity"]).float(),
+                voiced=torch.from_numpy(data["voiced"]).bool(),
+                voice_activity=torch.from_numpy(data["voice_activity"]).bool(),
+                motion_fps=fps,
+            )
+            return cls(audio, torch.from_numpy(data["expression_weights"]), torch.from_numpy(data["head_rotation"]),
+                       torch.from_numpy(data["head_translation"]), torch.from_numpy(data["face_visible"]),
+                       has_audio=bool(data["has_audio"]), has_video=bool(data["has_video"]),
+                       speaker=str(data["speaker"]), fps=fps)
+        except (TypeError, ValueError, RuntimeError) as error:
+            if isinstance(error, AvatarInputError):
+                raise AvatarInputError(f"speaker cue file {path}: {error}") from error
+            raise AvatarInputError(f"speaker cue file {path} is inconsistent ({error})") from error
+
+
+# ----------------------------------------------------------------------------------------------
+# Building cues from a clip
+
+
+@dataclass(frozen=True)
+class FaceTrack:
+    """What a face tracker returns for a clip, per motion frame (the visual half of the cues).
+
+    Attributes:
+        expression_weights: :math:`(T, 53)` float32.
+        head_rotation: :math:`(T, 3)` float32 axis-angle (rad).
+        head_translation: :math:`(T, 3)` float32.
+        face_visible: :math:`(T,)` bool.
+    """
+
+    expression_weights: torch.Tensor
+    head_rotation: torch.Tensor
+    head_translation: torch.Tensor
+    face_visible: torch.Tensor
+
+
+#: A face tracker: clip path → per-motion-frame face track (30 fps).
+FaceTracker = Callable[[Path], FaceTrack]
+
+
+def default_face_tracker(path: Path) -> FaceTrack:
+    """Track the speaker's face with :mod:`drivers.tracking` (MediaPipe → weights + head pose)."""
+    from drivers import tracking
+
+    result = tracking.track_clip(path)
+    visible = getattr(result, "face_found", None)
+    if visible is None:
+        visible = getattr(result, "face_visible")
+    return FaceTrack(
+        expression_weights=torch.as_tensor(np.asarray(result.motion.weights)),
+        head_rotation=torch.as_tensor(np.asarray(result.motion.head_rotation)),
+        head_translation=torch.as_tensor(np.asarray(result.motion.head_translation)),
+        face_visible=torch.as_tensor(np.asarray(visible)).bool(),
+    )
+
+
+def _fit_length(values: torch.Tensor, count: int) -> torch.Tensor:
+    """Cut, or pad by repeating the last row (zeros when empty), to ``count`` rows."""
+    if values.shape[0] >= count:
+        return values[:count]
+    pad_row = values[-1:] if values.shape[0] else torch.zeros((1, *values.shape[1:]), dtype=values.dtype)
+    return torch.cat([values, pad_row.expand(count - values.shape[0], *values.shape[1:])])
+
+
+def speaker_cues(
+    path: str | os.PathLike,
+    *,
+    tracker: FaceTracker | None = None,
+    audio_config: AudioFeatureConfig | None = None,
+    speaker: str | None = None,
+) -> SpeakerCues:
+    """The speaker cues of a clip: causal audio features + the tracked face, at 30 fps.
+
+    A video gives ``ceil(30 × video duration)`` frames (:meth:`drivers.media.MediaInfo.num_motion_frames`);
+    its audio track (or silence, when it has none) is cut or padded to that length. An audio-only
+    file gives one frame per 1/30 s of audio it fully or partly covers and no visual cues.
+
+    Args:
+        path: video (mp4, mov, mkv, webm, avi) or audio (wav, mp3, …) file.
+        tracker: face tracker (default: :func:`default_face_tracker`, i.e. :mod:`drivers.tracking`).
+        audio_config: audio feature parameters (default 16 kHz, 30 fps, 60 Hz features).
+        speaker: speaker label stored in the cues (default: the file's stem).
+
+    Returns:
+        :class:`SpeakerCues`.
+
+    Raises:
+        AvatarInputError: unreadable file, or a file with neither audio nor video.
+    """
+    from drivers import media
+
+    path = Path(path)
+    config = audio_config or AudioFeatureConfig()
+    info = media.probe(path, check_silence=False)
+    label = path.stem if speaker is None else speaker
+    if not info.has_video:
+        if not info.has_audio:
+            raise AvatarInputError(f"{path}: has neither audio nor video; pass a video or an audio file")
+        audio = audio_features_from_file(path, config)
+        return SpeakerCues.from_audio(audio, speaker=label)
+    count = info.num_motion_frames(config.motion_fps)
+    audio = audio_features_from_file(path, config, num_frames=count)
+    track = (tracker or default_face_tracker)(path)
+    return SpeakerCues(
+        audio,
+        _fit_length(torch.as_tensor(track.expression_weights).float(), count),
+        _fit_length(torch.as_tensor(track.head_rotation).float(), count),
+        _fit_length(torch.as_tensor(track.head_translation).float(), count),
+        _fit_length(torch.as_tensor(track.face_visible).bool(), count),
+        has_audio=info.has_audio,
+        has_video=True,
+        speaker=label,
+        fps=float(config.motion_fps),
+    )
+
+
+def cues_from_waveform(waveform, *, speaker: str = "", config: AudioFeatureConfig | None = None,
+                       num_frames: int | None = None) -> SpeakerCues:
+    """Audio-only cues of a mono 16 kHz waveform ``(N,)`` (no face)."""
+    return SpeakerCues.from_audio(audio_features(waveform, config, num_frames=num_frames), speaker=speaker)
+
+
+# ----------------------------------------------------------------------------------------------
+# Frame-level signals (shared by the teacher and the metrics)
+
+
+def frame_speaking(cues: SpeakerCues) -> torch.Tensor:
+    """Voice activity per motion frame: any of its feature frames active. Returns :math:`(T,)` bool."""
+    return cues.audio.voice_activity.any(dim=1)
+
+
+def frame_energy_db(cues: SpeakerCues) -> torch.Tensor:
+    """Loudest feature frame of each motion frame (dBFS). Returns :math:`(T,)` float32."""
+    return cues.audio.energy_db.max(dim=1).values
+
+
+def frame_pitch_semitones(cues: SpeakerCues) -> torch.Tensor:
+    """Mean pitch of the voiced feature frames of each motion frame, in semitones re 100 Hz.
+
+    Returns:
+        :math:`(T,)` float32, NaN where no feature frame of the motion frame is voiced.
+    """
+    f0 = cues.audio.f0_hz
+    voiced = cues.audio.voiced & (f0 > 0)
+    semitones = torch.where(voiced, 12.0 * torch.log2(f0.clamp_min(1.0) / 100.0), torch.zeros_like(f0))
+    count = voiced.sum(dim=1)
+    mean = semitones.sum(dim=1) / count.clamp_min(1)
+    return torch.where(count > 0, mean, torch.full_like(mean, math.nan))
+
+
+def frame_speaker_smile(cues: SpeakerCues) -> torch.Tensor:
+    """Speaker smile (mean of ``mouthSmile_L/R``), 0 where no face. Returns :math:`(T,)` float32."""
+    smile = cues.expression_weights[:, list(SMILE_COLUMNS)].mean(dim=1)
+    return torch.where(cues.face_visible, smile, torch.zeros_like(smile))
+
+
+def frame_speaker_brow_raise(cues: SpeakerCues) -> torch.Tensor:
+    """Speaker brow raise (mean of inner/outer brow-up weights), 0 where no face. Returns :math:`(T,)`."""
+    raise_ = cues.expression_weights[:, list(BROW_RAISE_COLUMNS)].mean(dim=1)
+    return torch.where(cues.face_visible, raise_, torch.zeros_like(raise_))
+
+
+class PauseDetector:
+    """Causal speech-pause detector, one frame at a time.
+
+    A *pause* starts at the first silent frame of a silence that lasts at least ``min_pause_s``
+    and follows at least ``min_speech_s`` of speech accumulated since the previous pause (shorter
+    silences do not end a stretch of speech). It is reported ``min_pause_s`` after it starts, on
+    the frame that completes it — a detection latency of ``ceil(min_pause_s × fps) - 1`` frames,
+    on top of the 0.2 s voice-activity hangover of :mod:`drivers.audio`.
+
+    The pause thresholds follow the turn-taking literature: listeners' backchannels cluster
+    after pauses of a few hundred milliseconds at the end of a stretch of speech (Ward & Tsukahara
+    2000, J. Pragmatics 32:1177; Gravano & Hirschberg 2011, Comput. Speech Lang. 25:601).
+    """
+
+    def __init__(self, fps: float = MOTION_FPS, min_pause_s: float = 0.2, min_speech_s: float = 1.0) -> None:
+        self.min_pause_frames = max(1, int(math.ceil(min_pause_s * fps - 1e-9)))
+        self.min_speech_frames = max(1, int(math.ceil(min_speech_s * fps - 1e-9)))
+        self.speech_frames = 0
+        self.silent_run = 0
+        self.frame = -1
+
+    def step(self, speaking: bool) -> int | None:
+        """Feed the next frame's voice activity; returns the onset frame of a pause completed now."""
+        self.frame += 1
+        if speaking:
+            self.silent_run = 0
+            self.speech_frames += 1
+            return None
+        self.silent_run += 1
+        if self.silent_run == self.min_pause_frames:
+            enough = self.speech_frames >= self.min_speech_frames
+            self.speech_frames = 0
+            if enough:
+                return self.frame - self.silent_run + 1
+        return None
+
+
+def speech_pause_onsets(speaking, fps: float = MOTION_FPS, min_pause_s: float = 0.2,
+                        min_speech_s: float = 1.0) -> list[int]:
+    """Frames where speech pauses start (see :class:`PauseDetector` for the definition).
+
+    Args:
+        speaking: :math:`(T,)` bool voice activity per motion frame.
+        fps: frames per second.
+        min_pause_s: shortest silence that counts as a pause.
+        min_speech_s: speech needed since the previous pause.
+
+    Returns:
+        onset frame indices, increasing.
+    """
+    detector = PauseDetector(fps, min_pause_s, min_speech_s)
+    onsets = []
+    for value in torch.as_tensor(speaking).bool().tolist():
+        onset = detector.step(value)
+        if onset is not None:
+            onsets.append(onset)
+    return onsets
+
+
+def synthetic_cues(
+    speaking: torch.Tensor,
+    *,
+    pitch_hz: torch.Tensor | float = 150.0,
+    energy_db: torch.Tensor | float = -20.0,
+    expression_weights: torch.Tensor | None = None,
+    head_rotation: torch.Tensor | None = None,
+    speaker: str = "synthetic",
+    fps: float = MOTION_FPS,
+    n_mels: int = 80,
+) -> SpeakerCues:
+    """Hand-made cues for tests and demos: voice activity, pitch and energy given per frame.
+
+    Args:
+        speaking: :math:`(T,)` bool, speech present in the frame.
+        pitch_hz: :math:`(T,)` or a number, f0 of the voiced (speaking) frames.
+        energy_db: :math:`(T,)` or a number, energy of the speaking frames (silence is -100 dB).
+        expression_weights: :math:`(T, 53)` speaker weights; ``None`` for no face.
+        head_rotation: :math:`(T, 3)` speaker head rotation; zeros when ``None``.
+        speaker: speaker label.
+        fps: frames per second.
+        n_mels: mel bands of the (flat) log-mel features.
+
+    Returns:
+        :class:`SpeakerCues` with ``m = 2`` identical feature frames per motion frame.
+    """
+    speaking = torch.as_tensor(speaking).bool()
+    count = speaking.shape[0]
+    pitch = torch.as_tensor(pitch_hz, dtype=torch.float32).expand(count)
+    energy = torch.as_tensor(energy_db, dtype=torch.float32).expand(count)
+    energy = torch.where(speaking, energy, torch.full_like(energy, -100.0))
+    f0 = torch.where(speaking, pitch, torch.zeros_like(pitch))
+    pair = lambda x: x[:, None].expand(count, 2).contiguous()  # noqa: E731
+    audio = AudioFeatures(
+        log_mel=(energy[:, None, None] - 20.0).expand(count, 2, n_mels).contiguous(),
+        energy_db=pair(energy), f0_hz=pair(f0),
+        periodicity=pair(speaking.float() * 0.9), voiced=pair(speaking), voice_activity=pair(speaking),
+        motion_fps=fps,
+    )
+    if expression_weights is None:
+        return SpeakerCues.from_audio(audio, speaker=speaker)
+    weights = torch.as_tensor(expression_weights, dtype=torch.float32)
+    rotation = torch.zeros(count, 3) if head_rotation is None else torch.as_tensor(head_rotation).float()
+    return SpeakerCues(audio, weights, rotation, torch.zeros(count, 3), torch.ones(count, dtype=torch.bool),
+                       has_audio=True, has_video=True, speaker=speaker, fps=fps)
+
+
+__all__ = [
+    "FaceTrack", "FaceTracker", "PauseDetector", "SpeakerCues", "cues_from_waveform", "default_face_tracker",
+    "frame_energy_db", "frame_pitch_semitones", "frame_speaker_brow_raise", "frame_speaker_smile",
+    "frame_speaking", "speaker_cues", "speech_pause_onsets", "synthetic_cues",
+]
