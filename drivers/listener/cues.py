@@ -57,7 +57,8 @@ class SpeakerCues:
 
     Attributes:
         audio: :class:`~drivers.audio.AudioFeatures` of ``T`` motion frames.
-        expression_weights: :math:`(T, 53)` float32 speaker expression weights (0 where no face).
+        expression_weights: :math:`(T, 53)` float32 speaker expression weights (0 where no face is
+            visible, and for audio-only clips).
         head_rotation: :math:`(T, 3)` float32 speaker head rotation, axis-angle (rad).
         head_translation: :math:`(T, 3)` float32 speaker head translation.
         face_visible: :math:`(T,)` bool, a face was tracked in the frame.
@@ -244,20 +245,44 @@ class FaceTrack:
 FaceTracker = Callable[[Path], FaceTrack]
 
 
-def default_face_tracker(path: Path) -> FaceTrack:
-    """Track the speaker's face with :mod:`drivers.tracking` (MediaPipe → weights + head pose)."""
+def default_face_tracker(path: Path, fps: float = MOTION_FPS) -> FaceTrack:
+    """Track the speaker's face with :class:`drivers.tracking.FaceTracker`, causally.
+
+    The streaming tracker is used frame by frame (MediaPipe landmarks → landmark-layer fit →
+    One-Euro smoothing, all causal) and frames without the main face are *not* bridged by
+    interpolation (which would look ahead): their cues are zero with ``face_visible = False``.
+    A clip in which no face is ever found gives zero visual cues instead of an error. The only
+    look-ahead is the tracker's start-up: the identity is fitted on the first
+    ``TrackerConfig.identity_window`` frames (1 s), so cues of those frames depend on that window.
+
+    Args:
+        path: video file.
+        fps: motion rate.
+
+    Returns:
+        :class:`FaceTrack` of ``ceil(fps × duration)`` frames.
+    """
     from drivers import tracking
 
-    result = tracking.track_clip(path)
-    visible = getattr(result, "face_found", None)
-    if visible is None:
-        visible = getattr(result, "face_visible")
-    return FaceTrack(
-        expression_weights=torch.as_tensor(np.asarray(result.motion.weights)),
-        head_rotation=torch.as_tensor(np.asarray(result.motion.head_rotation)),
-        head_translation=torch.as_tensor(np.asarray(result.motion.head_translation)),
-        face_visible=torch.as_tensor(np.asarray(visible)).bool(),
-    )
+    tracker = tracking.FaceTracker(fps)
+    frames: list = []
+    try:
+        for image in tracking.iter_video_frames(path, fps):
+            frames += tracker.push(image)
+    finally:
+        frames += tracker.finish()
+    frames.sort(key=lambda f: f.index)
+    count = len(frames)
+    visible = torch.tensor([f.face_found for f in frames], dtype=torch.bool)
+    mask = visible[:, None].float()
+
+    def stacked(name: str, width: int) -> torch.Tensor:
+        if not count:
+            return torch.zeros(0, width)
+        return torch.from_numpy(np.stack([getattr(f, name) for f in frames]).astype(np.float32)) * mask
+
+    return FaceTrack(stacked("weights", NUM_EXPRESSIONS), stacked("head_rotation", 3),
+                     stacked("head_translation", 3), visible)
 
 
 def _fit_length(values: torch.Tensor, count: int) -> torch.Tensor:
@@ -283,7 +308,8 @@ def speaker_cues(
 
     Args:
         path: video (mp4, mov, mkv, webm, avi) or audio (wav, mp3, …) file.
-        tracker: face tracker (default: :func:`default_face_tracker`, i.e. :mod:`drivers.tracking`).
+        tracker: face tracker, ``path -> FaceTrack`` (default: :func:`default_face_tracker`,
+            the causal :mod:`drivers.tracking` tracker).
         audio_config: audio feature parameters (default 16 kHz, 30 fps, 60 Hz features).
         speaker: speaker label stored in the cues (default: the file's stem).
 

@@ -437,7 +437,10 @@ def detect_nods(head_rotation, fps: float = MOTION_FPS, *, min_amplitude_deg: fl
 
     if isinstance(head_rotation, Motion):
         fps, head_rotation = head_rotation.fps, head_rotation.head_rotation
-    rotation = torch.tensor(np.array(head_rotation, dtype=np.float64))
+    if isinstance(head_rotation, torch.Tensor):
+        rotation = head_rotation.detach().double()
+    else:
+        rotation = torch.from_numpy(np.array(head_rotation, dtype=np.float64))
     if rotation.ndim != 2 or rotation.shape[1] != 3:
         raise AvatarInputError(f"head_rotation must be T x 3, got {tuple(rotation.shape)}")
     if rotation.shape[0] < 3:
