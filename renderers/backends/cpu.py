@@ -18,7 +18,7 @@ class _Rasterize(torch.autograd.Function):
     def forward(ctx, pos, tri, height, width, want_db):
         pos_np, tri_np = _np(pos), _np(tri)
         num_batch, num_tri = pos_np.shape[0], tri_np.shape[0]
-        coef = np.zeros((num_batch, num_tri, kernels.COEF_SIZE), np.float64)
+        coef = np.empty((num_batch, num_tri, kernels.COEF_SIZE), np.float64)  # read only where bbox is set
         bbox = np.empty((num_batch, num_tri, 4), np.int32)
         # Triangle setup in float64: the barycentric planes of small triangles are ill-conditioned.
         kernels.setup_triangles(pos_np.astype(np.float64, copy=False), tri_np, height, width, coef, bbox)

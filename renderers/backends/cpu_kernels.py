@@ -104,35 +104,52 @@ def setup_triangles(pos, tri, height, width, coef, bbox):
         bbox[b, t, 3] = by1
 
 
-@nb.njit(cache=True)
+@nb.njit(parallel=True, cache=True)
 def bin_triangles(bbox, tiles_x, tiles_y):
     """Lists, per (batch, tile), the triangles whose box touches it, in increasing triangle id.
+
+    A parallel counting sort: each thread counts and then places one contiguous range of triangles;
+    within a tile, thread ``i``'s triangles precede thread ``i + 1``'s, so ids stay increasing.
 
     Returns ``offsets [B * tiles + 1]`` and ``tri_list``: tile ``k`` holds
     ``tri_list[offsets[k]:offsets[k + 1]]``.
     """
     num_batch, num_tri = bbox.shape[0], bbox.shape[1]
     tiles = tiles_x * tiles_y
-    counts = np.zeros(num_batch * tiles + 1, np.int64)
-    for b in range(num_batch):
-        for t in range(num_tri):
+    num_bins = num_batch * tiles
+    chunks = nb.get_num_threads()
+    bounds = np.linspace(0, num_batch * num_tri, chunks + 1).astype(np.int64)
+    counts = np.zeros((chunks, num_bins), np.int64)
+    for chunk in nb.prange(chunks):
+        for k in range(bounds[chunk], bounds[chunk + 1]):
+            b = k // num_tri
+            t = k % num_tri
             if bbox[b, t, 0] > bbox[b, t, 1] or bbox[b, t, 2] > bbox[b, t, 3]:
                 continue
             for ty in range(bbox[b, t, 2] // TILE, bbox[b, t, 3] // TILE + 1):
                 for tx in range(bbox[b, t, 0] // TILE, bbox[b, t, 1] // TILE + 1):
-                    counts[b * tiles + ty * tiles_x + tx + 1] += 1
-    offsets = np.cumsum(counts)
-    cursor = offsets[:-1].copy()
-    tri_list = np.empty(offsets[-1], np.int32)
-    for b in range(num_batch):
-        for t in range(num_tri):
+                    counts[chunk, b * tiles + ty * tiles_x + tx] += 1
+    offsets = np.zeros(num_bins + 1, np.int64)
+    cursor = np.empty((chunks, num_bins), np.int64)
+    running = 0
+    for k in range(num_bins):
+        offsets[k] = running
+        for chunk in range(chunks):
+            cursor[chunk, k] = running
+            running += counts[chunk, k]
+    offsets[num_bins] = running
+    tri_list = np.empty(running, np.int32)
+    for chunk in nb.prange(chunks):
+        for k in range(bounds[chunk], bounds[chunk + 1]):
+            b = k // num_tri
+            t = k % num_tri
             if bbox[b, t, 0] > bbox[b, t, 1] or bbox[b, t, 2] > bbox[b, t, 3]:
                 continue
             for ty in range(bbox[b, t, 2] // TILE, bbox[b, t, 3] // TILE + 1):
                 for tx in range(bbox[b, t, 0] // TILE, bbox[b, t, 1] // TILE + 1):
-                    k = b * tiles + ty * tiles_x + tx
-                    tri_list[cursor[k]] = t
-                    cursor[k] += 1
+                    bin_index = b * tiles + ty * tiles_x + tx
+                    tri_list[cursor[chunk, bin_index]] = t
+                    cursor[chunk, bin_index] += 1
     return offsets, tri_list
 
 
@@ -146,67 +163,70 @@ def rasterize_tiles(coef, bbox, offsets, tri_list, tiles_x, tiles_y, rast, rast_
     tiles = tiles_x * tiles_y
     sx = 2.0 / width
     sy = 2.0 / height
-    for k in nb.prange(num_batch * tiles):
-        b = k // tiles
-        ty = (k % tiles) // tiles_x
-        tx = (k % tiles) % tiles_x
-        ylo = ty * TILE
-        xlo = tx * TILE
-        yhi = min(height, ylo + TILE) - 1
-        xhi = min(width, xlo + TILE) - 1
-        depth = np.full((TILE, TILE), np.inf)
-        ids = np.zeros((TILE, TILE), np.int32)
-        for j in range(offsets[k], offsets[k + 1]):
-            t = tri_list[j]
-            x0 = max(bbox[b, t, 0], xlo)
-            x1 = min(bbox[b, t, 1], xhi)
-            y0 = max(bbox[b, t, 2], ylo)
-            y1 = min(bbox[b, t, 3], yhi)
-            m0, m1, m2 = coef[b, t, 0], coef[b, t, 1], coef[b, t, 2]
-            m3, m4, m5 = coef[b, t, 3], coef[b, t, 4], coef[b, t, 5]
-            m6, m7, m8 = coef[b, t, 6], coef[b, t, 7], coef[b, t, 8]
-            z0, z1, z2 = coef[b, t, 9], coef[b, t, 10], coef[b, t, 11]
-            for y in range(y0, y1 + 1):
+    num_threads = nb.get_num_threads()
+    # Round-robin over tiles balances the threads: a head covers the image unevenly.
+    for thread in nb.prange(num_threads):
+        for k in range(thread, num_batch * tiles, num_threads):
+            b = k // tiles
+            ty = (k % tiles) // tiles_x
+            tx = (k % tiles) % tiles_x
+            ylo = ty * TILE
+            xlo = tx * TILE
+            yhi = min(height, ylo + TILE) - 1
+            xhi = min(width, xlo + TILE) - 1
+            depth = np.full((TILE, TILE), np.inf)
+            ids = np.zeros((TILE, TILE), np.int32)
+            for j in range(offsets[k], offsets[k + 1]):
+                t = tri_list[j]
+                x0 = max(bbox[b, t, 0], xlo)
+                x1 = min(bbox[b, t, 1], xhi)
+                y0 = max(bbox[b, t, 2], ylo)
+                y1 = min(bbox[b, t, 3], yhi)
+                m0, m1, m2 = coef[b, t, 0], coef[b, t, 1], coef[b, t, 2]
+                m3, m4, m5 = coef[b, t, 3], coef[b, t, 4], coef[b, t, 5]
+                m6, m7, m8 = coef[b, t, 6], coef[b, t, 7], coef[b, t, 8]
+                z0, z1, z2 = coef[b, t, 9], coef[b, t, 10], coef[b, t, 11]
+                for y in range(y0, y1 + 1):
+                    py = (y + 0.5) * sy - 1.0
+                    r0 = m1 * py + m2
+                    r1 = m4 * py + m5
+                    r2 = m7 * py + m8
+                    for x in range(x0, x1 + 1):
+                        px = (x + 0.5) * sx - 1.0
+                        c0 = m0 * px + r0
+                        c1 = m3 * px + r1
+                        c2 = m6 * px + r2
+                        if c0 >= 0.0 and c1 >= 0.0 and c2 >= 0.0 and c0 + c1 + c2 > 0.0:
+                            zw = c0 * z0 + c1 * z1 + c2 * z2
+                            if zw >= -1.0 and zw <= 1.0 and zw < depth[y - ylo, x - xlo]:
+                                depth[y - ylo, x - xlo] = zw
+                                ids[y - ylo, x - xlo] = t + 1
+            for y in range(ylo, yhi + 1):
                 py = (y + 0.5) * sy - 1.0
-                r0 = m1 * py + m2
-                r1 = m4 * py + m5
-                r2 = m7 * py + m8
-                for x in range(x0, x1 + 1):
+                for x in range(xlo, xhi + 1):
+                    tid = ids[y - ylo, x - xlo]
+                    if tid == 0:
+                        continue
+                    t = tid - 1
                     px = (x + 0.5) * sx - 1.0
-                    c0 = m0 * px + r0
-                    c1 = m3 * px + r1
-                    c2 = m6 * px + r2
-                    if c0 >= 0.0 and c1 >= 0.0 and c2 >= 0.0 and c0 + c1 + c2 > 0.0:
-                        zw = c0 * z0 + c1 * z1 + c2 * z2
-                        if zw >= -1.0 and zw <= 1.0 and zw < depth[y - ylo, x - xlo]:
-                            depth[y - ylo, x - xlo] = zw
-                            ids[y - ylo, x - xlo] = t + 1
-        for y in range(ylo, yhi + 1):
-            py = (y + 0.5) * sy - 1.0
-            for x in range(xlo, xhi + 1):
-                tid = ids[y - ylo, x - xlo]
-                if tid == 0:
-                    continue
-                t = tid - 1
-                px = (x + 0.5) * sx - 1.0
-                c0 = coef[b, t, 0] * px + coef[b, t, 1] * py + coef[b, t, 2]
-                c1 = coef[b, t, 3] * px + coef[b, t, 4] * py + coef[b, t, 5]
-                c2 = coef[b, t, 6] * px + coef[b, t, 7] * py + coef[b, t, 8]
-                s_inv = 1.0 / (c0 + c1 + c2)
-                u = c0 * s_inv
-                v = c1 * s_inv
-                rast[b, y, x, 0] = u
-                rast[b, y, x, 1] = v
-                rast[b, y, x, 2] = depth[y - ylo, x - xlo]
-                rast[b, y, x, 3] = tid
-                if want_db:
-                    # d(c_i)/d(px) = M^-1[i, 0]; chain through u = c0 / s, then NDC -> pixels.
-                    sa = coef[b, t, 0] + coef[b, t, 3] + coef[b, t, 6]
-                    sb = coef[b, t, 1] + coef[b, t, 4] + coef[b, t, 7]
-                    rast_db[b, y, x, 0] = (coef[b, t, 0] - u * sa) * s_inv * sx
-                    rast_db[b, y, x, 1] = (coef[b, t, 1] - u * sb) * s_inv * sy
-                    rast_db[b, y, x, 2] = (coef[b, t, 3] - v * sa) * s_inv * sx
-                    rast_db[b, y, x, 3] = (coef[b, t, 4] - v * sb) * s_inv * sy
+                    c0 = coef[b, t, 0] * px + coef[b, t, 1] * py + coef[b, t, 2]
+                    c1 = coef[b, t, 3] * px + coef[b, t, 4] * py + coef[b, t, 5]
+                    c2 = coef[b, t, 6] * px + coef[b, t, 7] * py + coef[b, t, 8]
+                    s_inv = 1.0 / (c0 + c1 + c2)
+                    u = c0 * s_inv
+                    v = c1 * s_inv
+                    rast[b, y, x, 0] = u
+                    rast[b, y, x, 1] = v
+                    rast[b, y, x, 2] = depth[y - ylo, x - xlo]
+                    rast[b, y, x, 3] = tid
+                    if want_db:
+                        # d(c_i)/d(px) = M^-1[i, 0]; chain through u = c0 / s, then NDC -> pixels.
+                        sa = coef[b, t, 0] + coef[b, t, 3] + coef[b, t, 6]
+                        sb = coef[b, t, 1] + coef[b, t, 4] + coef[b, t, 7]
+                        rast_db[b, y, x, 0] = (coef[b, t, 0] - u * sa) * s_inv * sx
+                        rast_db[b, y, x, 1] = (coef[b, t, 1] - u * sb) * s_inv * sy
+                        rast_db[b, y, x, 2] = (coef[b, t, 3] - v * sa) * s_inv * sx
+                        rast_db[b, y, x, 3] = (coef[b, t, 4] - v * sb) * s_inv * sy
 
 
 def _row_chunks(num_rows: int) -> np.ndarray:
@@ -374,6 +394,11 @@ def texture_linear_forward(tex, uv, boundary, out):
         y = row % height
         tb = b if tex.shape[0] > 1 else 0
         for x in range(width):
+            if x > 0 and uv[b, y, x, 0] == uv[b, y, x - 1, 0] and uv[b, y, x, 1] == uv[b, y, x - 1, 1]:
+                # Same coordinates as the left neighbour (e.g. the uv = 0 background): same value.
+                for ch in range(channels):
+                    out[b, y, x, ch] = out[b, y, x - 1, ch]
+                continue
             fx = uv[b, y, x, 0] * tex_w - 0.5
             fy = uv[b, y, x, 1] * tex_h - 0.5
             x0 = int(math.floor(fx))
