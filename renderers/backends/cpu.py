@@ -3,6 +3,7 @@ backward passes (see :mod:`renderers.backends.cpu_kernels` for the math)."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 
@@ -24,10 +25,11 @@ class _Rasterize(torch.autograd.Function):
         kernels.setup_triangles(pos_np.astype(np.float64, copy=False), tri_np, height, width, coef, bbox)
         tiles_x = -(-width // kernels.TILE)
         tiles_y = -(-height // kernels.TILE)
-        offsets, tri_list = kernels.bin_triangles(bbox, tiles_x, tiles_y)
+        num_threads = numba.get_num_threads()
+        offsets, tri_list = kernels.bin_triangles(bbox, tiles_x, tiles_y, num_threads)
         rast = np.zeros((num_batch, height, width, 4), pos_np.dtype)
         rast_db = np.zeros((num_batch, height, width, 4) if want_db else (1, 1, 1, 4), pos_np.dtype)
-        kernels.rasterize_tiles(coef, bbox, offsets, tri_list, tiles_x, tiles_y, rast, rast_db, want_db)
+        kernels.rasterize_tiles(coef, bbox, offsets, tri_list, tiles_x, tiles_y, rast, rast_db, want_db, num_threads)
         rast_t, rast_db_t = torch.from_numpy(rast), torch.from_numpy(rast_db)
         ctx.coef, ctx.tri_np, ctx.num_vertices = coef, tri_np, pos_np.shape[1]
         ctx.save_for_backward(rast_t)

@@ -105,7 +105,7 @@ def setup_triangles(pos, tri, height, width, coef, bbox):
 
 
 @nb.njit(parallel=True, cache=True)
-def bin_triangles(bbox, tiles_x, tiles_y):
+def bin_triangles(bbox, tiles_x, tiles_y, num_threads):
     """Lists, per (batch, tile), the triangles whose box touches it, in increasing triangle id.
 
     A parallel counting sort: each thread counts and then places one contiguous range of triangles;
@@ -117,7 +117,7 @@ def bin_triangles(bbox, tiles_x, tiles_y):
     num_batch, num_tri = bbox.shape[0], bbox.shape[1]
     tiles = tiles_x * tiles_y
     num_bins = num_batch * tiles
-    chunks = nb.get_num_threads()
+    chunks = num_threads
     bounds = np.linspace(0, num_batch * num_tri, chunks + 1).astype(np.int64)
     counts = np.zeros((chunks, num_bins), np.int64)
     for chunk in nb.prange(chunks):
@@ -154,7 +154,7 @@ def bin_triangles(bbox, tiles_x, tiles_y):
 
 
 @nb.njit(parallel=True, cache=True)
-def rasterize_tiles(coef, bbox, offsets, tri_list, tiles_x, tiles_y, rast, rast_db, want_db):
+def rasterize_tiles(coef, bbox, offsets, tri_list, tiles_x, tiles_y, rast, rast_db, want_db, num_threads):
     """Depth-tested visibility per tile (one thread per tile), then ``rast`` and ``rast_db``.
 
     ``rast [B,H,W,4]`` and ``rast_db [B,H,W,4]`` must be zero-filled on entry.
@@ -163,7 +163,6 @@ def rasterize_tiles(coef, bbox, offsets, tri_list, tiles_x, tiles_y, rast, rast_
     tiles = tiles_x * tiles_y
     sx = 2.0 / width
     sy = 2.0 / height
-    num_threads = nb.get_num_threads()
     # Round-robin over tiles balances the threads: a head covers the image unevenly.
     for thread in nb.prange(num_threads):
         for k in range(thread, num_batch * tiles, num_threads):
