@@ -1,0 +1,376 @@
+"""The differentiable head the fitter optimises: an explicit linear head on the template topology.
+
+``vertices(z_geo, expression) = mean + Σ_k z_geo[k] identity_basis[k] + Σ_j expression[j] expression_basis[j]``,
+then the head pose (rotation about the neck pivot, translation). Units: centimetres; head frame: x to
+the head's left, y up, z out of the face.
+
+Where the bases come from (:func:`load_head`):
+
+- ``"face_model"`` — the trained implicit morphable model (:mod:`avatar.morphable`), whose deformation
+  field is linear in ``[z_geo, expression]``: evaluated once at the template vertices (template mode)
+  it *is* such a head, exactly;
+- ``"ict"`` — the ICT FaceKit linear model itself (the teacher, from ``../shared``), truncated to the
+  same number of identity codes;
+- ``"auto"`` — the face model when its weights are installed, else ICT.
+
+The ``eyeLook*`` shapes of both sources move only the lids; the eyeballs are turned by
+:mod:`avatar.morphable.gaze`. To keep the head linear (and identical to the exported GLB, whose morph
+targets are linear too) the eyeball rotation at weight 1 is added to those shapes' deltas here.
+
+The albedo prior (:meth:`HeadModel.albedo`) is the morphable model's texture decoder when it has one;
+otherwise ``z_tex`` is a 3-vector, the skin's mean RGB albedo, painted over the skin parts of the
+atlas (:mod:`avatar.morphable.uv_atlas`) with fixed colours for eyes, teeth and mouth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from kornia.geometry.conversions import axis_angle_to_rotation_matrix
+
+from avatar.errors import AvatarInputError
+from avatar.morphable import gaze
+from avatar.morphable.landmarks import LandmarkLayer, LandmarkMap, load_landmark_map
+from avatar.morphable.template import load_template
+from avatar.morphable.uv_atlas import ATLAS_REGIONS, AtlasLayout, atlas_layout, region_pixel_box
+
+#: Parts rendered opaque (the eye overlay shells and lashes are alpha-blended in ICT; we leave them out).
+OPAQUE_PARTS = (
+    "M_Face", "M_BackHead", "M_GumsTongue", "M_Teeth", "M_ScleraLeft", "M_IrisLeft", "M_ScleraRight", "M_IrisRight",
+)  # fmt: skip
+#: Parts the photometric term renders: the facial skin only (its mask leaves out the eyes and the mouth,
+#: so eyeballs and teeth, 40 % of the triangles, would only cost time).
+FACE_RENDER_PARTS = ("M_Face",)
+#: Identity codes used from the ICT model when no trained face model is installed.
+DEFAULT_IDENTITY_CODES = 100
+#: Fixed albedo of the non-skin atlas regions (linear-ish sRGB in [0, 1]).
+PART_ALBEDO = {
+    "M_ScleraLeft": (0.82, 0.80, 0.77),
+    "M_IrisLeft": (0.30, 0.22, 0.16),
+    "M_GumsTongue": (0.62, 0.30, 0.30),
+    "M_Teeth": (0.86, 0.83, 0.76),
+    "M_EyeLashes": (0.08, 0.06, 0.05),
+    "M_LacrimalFluid": (0.80, 0.70, 0.68),
+}
+DEFAULT_SKIN_ALBEDO = (0.72, 0.55, 0.46)
+
+
+@dataclass
+class HeadModel:
+    """A linear head on the template topology (torch, float32, centimetres).
+
+    Attributes:
+        mean: rest vertices of the mean identity, shape :math:`(V, 3)`.
+        identity_basis: identity modes (codes ~ N(0, 1)), shape :math:`(K, V, 3)`.
+        expression_basis: one offset per expression at weight 1, shape :math:`(53, V, 3)`.
+        faces: triangles, shape :math:`(F, 3)` int32.
+        face_parts: part id per triangle, shape :math:`(F,)` (numpy int16).
+        part_names: the part names.
+        atlas: the single-image uv layout (:class:`~avatar.morphable.uv_atlas.AtlasLayout`).
+        neck_pivot: the head-rotation pivot, shape :math:`(3,)`.
+        landmarks_68: vertex ids of the Multi-PIE 68 landmarks, shape :math:`(68,)` (numpy).
+        expression_names: the 53 names (ICT order, ARKit spelling).
+        source: where the bases came from (``"face_model"`` or ``"ict"``), recorded in bundles.
+        texture_decoder: ``z_tex (B, T) -> albedo (B, S, S, 3)`` in the atlas, or ``None``.
+        tex_dim: size of ``z_tex``.
+        info: provenance (model name, weights hash, identity codes).
+    """
+
+    mean: torch.Tensor
+    identity_basis: torch.Tensor
+    expression_basis: torch.Tensor
+    faces: torch.Tensor
+    face_parts: np.ndarray
+    part_names: tuple[str, ...]
+    atlas: AtlasLayout
+    neck_pivot: torch.Tensor
+    landmarks_68: np.ndarray
+    expression_names: tuple[str, ...]
+    source: str
+    texture_decoder: Callable[[torch.Tensor], torch.Tensor] | None = None
+    tex_dim: int = 3
+    info: dict = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- sizes
+    @property
+    def geo_dim(self) -> int:
+        return int(self.identity_basis.shape[0])
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.mean.shape[0])
+
+    def part_face_mask(self, names) -> np.ndarray:
+        """Boolean mask over triangles of the named parts, shape :math:`(F,)`."""
+        ids = [self.part_names.index(n) for n in names if n in self.part_names]
+        return np.isin(self.face_parts, ids)
+
+    # ---------------------------------------------------------------- geometry
+    def rest_vertices(self, z_geo: torch.Tensor, expression: torch.Tensor | None = None,
+                      vertex_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Vertices in the head frame before the head pose.
+
+        Args:
+            z_geo: identity code, shape :math:`(B, K')`, K' ≤ K (first modes).
+            expression: expression weights, shape :math:`(B, 53)`, or ``None`` (neutral).
+            vertex_ids: evaluate only these vertices, shape :math:`(N,)`; default all.
+
+        Returns:
+            vertices, shape :math:`(B, V, 3)` (or :math:`(B, N, 3)`).
+        """
+        k = z_geo.shape[-1]
+        if k > self.geo_dim:
+            raise AvatarInputError(f"z_geo has {k} entries; this head has {self.geo_dim} identity codes")
+        sel = slice(None) if vertex_ids is None else vertex_ids
+        out = self.mean[sel] + torch.einsum("bk,kvd->bvd", z_geo, self.identity_basis[:k, sel])
+        if expression is not None:
+            out = out + torch.einsum("be,evd->bvd", expression, self.expression_basis[:, sel])
+        return out
+
+    def pose(self, vertices: torch.Tensor, rotation: torch.Tensor | None = None,
+             translation: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply the head pose: rotate about the neck pivot, then translate.
+
+        Args:
+            vertices: head-frame points, shape :math:`(B, N, 3)`.
+            rotation: axis-angle (rad), shape :math:`(B, 3)`, or ``None``.
+            translation: shape :math:`(B, 3)` (cm), or ``None``.
+
+        Returns:
+            posed points, shape :math:`(B, N, 3)`.
+        """
+        out = vertices
+        if rotation is not None:
+            matrix = axis_angle_to_rotation_matrix(rotation)
+            pivot = self.neck_pivot.to(vertices)
+            out = (out - pivot) @ matrix.transpose(1, 2) + pivot
+        if translation is not None:
+            out = out + translation[:, None]
+        return out
+
+    def vertices(self, z_geo: torch.Tensor, expression: torch.Tensor | None = None, rotation: torch.Tensor | None = None,
+                 translation: torch.Tensor | None = None) -> torch.Tensor:
+        """Posed vertices :math:`(B, V, 3)` for codes (see :meth:`rest_vertices`, :meth:`pose`)."""
+        return self.pose(self.rest_vertices(z_geo, expression), rotation, translation)
+
+    def bake(self, z_geo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One identity's neutral mesh and its 53 morph targets (exact: the head is linear).
+
+        Args:
+            z_geo: identity code, shape :math:`(K',)` or :math:`(1, K')`.
+
+        Returns:
+            neutral vertices, shape :math:`(V, 3)`; expression deltas, shape :math:`(53, V, 3)`.
+        """
+        neutral = self.rest_vertices(z_geo.reshape(1, -1))[0]
+        return neutral, self.expression_basis
+
+    def landmark_layer(self, landmark_map: LandmarkMap | None = None) -> LandmarkLayer:
+        """This head restricted to MediaPipe's 478 landmarks (identity and expression bases)."""
+        landmark_map = landmark_map or load_landmark_map()
+        return LandmarkLayer.from_vertex_model(
+            landmark_map, self.mean, self.identity_basis, self.expression_basis, self.expression_names
+        )
+
+    # ---------------------------------------------------------------- appearance
+    def albedo(self, z_tex: torch.Tensor, size: int = 256) -> torch.Tensor:
+        """The albedo prior in the atlas.
+
+        Args:
+            z_tex: texture code, shape :math:`(B, T)`.
+            size: atlas side in texels.
+
+        Returns:
+            albedo, shape :math:`(B, size, size, 3)` in [0, 1], row 0 at the top.
+        """
+        if self.texture_decoder is not None:
+            albedo = self.texture_decoder(z_tex)
+            if albedo.shape[1] != size:
+                albedo = torch.nn.functional.interpolate(albedo.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
+                                                         align_corners=False).permute(0, 2, 3, 1)
+            return albedo.clamp(0, 1)
+        return flat_albedo(z_tex, size)
+
+
+def flat_albedo(skin_rgb: torch.Tensor, size: int) -> torch.Tensor:
+    """The atlas painted with one skin colour plus fixed eye/teeth/mouth colours.
+
+    Args:
+        skin_rgb: skin albedo, shape :math:`(B, 3)`.
+        size: atlas side in texels.
+
+    Returns:
+        albedo, shape :math:`(B, size, size, 3)`.
+    """
+    batch = skin_rgb.shape[0]
+    out = skin_rgb.clamp(0, 1)[:, None, None, :].expand(batch, size, size, 3).clone()
+    for region in ATLAS_REGIONS:
+        colour = next((PART_ALBEDO[p] for p in region.parts if p in PART_ALBEDO), None)
+        if colour is None and region.parts[0].startswith("M_Sclera"):
+            colour = PART_ALBEDO["M_ScleraLeft"]
+        if colour is None and region.parts[0].startswith("M_Iris"):
+            colour = PART_ALBEDO["M_IrisLeft"]
+        if colour is None:
+            continue
+        r0, r1, c0, c1 = region_pixel_box(region, size)
+        out[:, r0:r1, c0:c1] = torch.tensor(colour, dtype=out.dtype)
+    return out
+
+
+def add_eye_rotation(expression_basis: torch.Tensor, rest: torch.Tensor, faces: np.ndarray, face_parts: np.ndarray,
+                     part_names: tuple[str, ...], expression_names: tuple[str, ...]) -> torch.Tensor:
+    """Add the eyeball rotation of each ``eyeLook*`` shape at weight 1 to the eyeball vertices.
+
+    Args:
+        expression_basis: shape :math:`(53, V, 3)`.
+        rest: rest vertices (the eye centres are fitted on them), shape :math:`(V, 3)`.
+        faces: triangles, shape :math:`(F, 3)`.
+        face_parts: part id per triangle, shape :math:`(F,)`.
+        part_names: part names.
+        expression_names: the 53 names.
+
+    Returns:
+        the updated basis, shape :math:`(53, V, 3)`.
+    """
+    out = expression_basis.clone()
+    centres = torch.from_numpy(gaze.eye_centres(rest.numpy(), faces, face_parts, part_names))
+    names = list(part_names)
+    for eye_index, eye in enumerate(gaze.EYES):
+        parts = [names.index(gaze.SCLERA_PARTS[eye]), names.index(gaze.IRIS_PARTS[eye])]
+        ids = torch.from_numpy(np.unique(faces[np.isin(face_parts, parts)]).astype(np.int64))
+        offset = rest[ids] - centres[eye_index]
+        for look in ("Up", "Down", "In", "Out"):
+            name = f"eyeLook{look}_{eye}"
+            if name not in expression_names:
+                continue
+            j = expression_names.index(name)
+            if float(out[j, ids].abs().max()) > 1e-3:  # the source already turns this eyeball
+                continue
+            code = torch.zeros(1, len(expression_names))
+            code[0, j] = 1.0
+            rotation = gaze.gaze_rotation(gaze.gaze_angles(code, expression_names)[0, eye_index])
+            out[j, ids] += offset @ rotation.T - offset
+    return out
+
+
+def _assemble(mean: torch.Tensor, identity_basis: torch.Tensor, expression_basis: torch.Tensor, source: str,
+              info: dict, texture_decoder=None, tex_dim: int = 3) -> HeadModel:
+    template = load_template()
+    atlas = atlas_layout(template.faces, template.uv, template.uv_faces, template.face_parts, template.part_names)
+    expression_basis = add_eye_rotation(expression_basis, mean, template.faces, template.face_parts, template.part_names,
+                                        template.expression_names)
+    return HeadModel(
+        mean=mean.contiguous(),
+        identity_basis=identity_basis.contiguous(),
+        expression_basis=expression_basis.contiguous(),
+        faces=torch.from_numpy(np.array(template.faces, dtype=np.int32)),
+        face_parts=np.array(template.face_parts),
+        part_names=template.part_names,
+        atlas=atlas,
+        neck_pivot=torch.from_numpy(np.array(template.neck_pivot, dtype=np.float32)),
+        landmarks_68=np.array(template.landmarks_68),
+        expression_names=template.expression_names,
+        source=source,
+        texture_decoder=texture_decoder,
+        tex_dim=tex_dim,
+        info=info,
+    )
+
+
+def head_from_ict(num_identity: int = DEFAULT_IDENTITY_CODES, path=None) -> HeadModel:
+    """The ICT FaceKit linear model as a :class:`HeadModel` (needs ``../shared``).
+
+    Args:
+        num_identity: identity modes to keep (≤ 100).
+        path: the ``.npz`` (default: ``../shared/data/ict_facekit``).
+    """
+    from avatar.morphable.ict import load_ict_facekit
+
+    ict = load_ict_facekit(path)
+    template = load_template()
+    if ict.neutral.shape != template.neutral.shape:
+        raise AvatarInputError("the ICT model and the shipped template disagree in topology; rebuild assets/template")
+    return _assemble(
+        torch.from_numpy(np.array(ict.neutral, dtype=np.float32)),
+        torch.from_numpy(np.array(ict.identity_deltas[:num_identity], dtype=np.float32)),
+        torch.from_numpy(np.array(ict.expression_deltas, dtype=np.float32)),
+        "ict",
+        {"model": "ICT FaceKit Light (linear)", "identity_codes": int(num_identity)},
+    )
+
+
+def face_model_available() -> bool:
+    """Whether trained face-model weights are installed (``assets/morphable``)."""
+    try:
+        from avatar.morphable import face_model  # noqa: F401
+    except ImportError:
+        return False
+    return bool(getattr(face_model, "weights_available", lambda: False)())
+
+
+def head_from_face_model(model=None) -> HeadModel:
+    """The trained implicit morphable model, evaluated in template mode, as a :class:`HeadModel`.
+
+    The deformation field is linear in ``[z_geo, expression]``, so the template vertices at code
+    ``e_k`` minus those at code 0 are exactly the k-th basis.
+
+    Args:
+        model: a loaded ``avatar.morphable.face_model.FaceModel`` (default: the shipped one).
+    """
+    from avatar.morphable import face_model
+
+    model = model if model is not None else face_model.FaceModel.load()
+    geo_dim, expr_dim = int(model.geo_dim), int(model.expr_dim)
+    with torch.no_grad():
+        zero_geo, zero_expr = torch.zeros(1, geo_dim), torch.zeros(1, expr_dim)
+        mean = model.template_vertices(zero_geo, zero_expr)[0]
+        eye = torch.eye(geo_dim + expr_dim)
+        chunks = []
+        for start in range(0, len(eye), 16):
+            codes = eye[start:start + 16]
+            chunks.append(model.template_vertices(codes[:, :geo_dim], codes[:, geo_dim:]) - mean)
+        bases = torch.cat(chunks)
+    decoder = getattr(model, "texture", None)
+    tex_dim = int(getattr(model, "tex_dim", 3))
+    info = {"model": "avatar.morphable FaceModel", **dict(getattr(model, "info", {}) or {})}
+    return _assemble(mean, bases[:geo_dim], bases[geo_dim:], "face_model", info,
+                     texture_decoder=decoder if callable(decoder) else None, tex_dim=tex_dim)
+
+
+def load_head(source: str = "auto") -> HeadModel:
+    """The head the fitter uses.
+
+    Args:
+        source: ``"auto"`` (trained face model when installed, else ICT), ``"face_model"`` or ``"ict"``.
+
+    Returns:
+        the :class:`HeadModel`.
+
+    Raises:
+        AvatarInputError: the requested source is not available.
+    """
+    if source not in ("auto", "face_model", "ict"):
+        raise AvatarInputError(f"unknown head source {source!r}; use 'auto', 'face_model' or 'ict'")
+    if source == "face_model" or (source == "auto" and face_model_available()):
+        return _cached_head("face_model")
+    from avatar.morphable.ict import default_ict_path
+
+    path = default_ict_path()
+    if path is None or not path.is_file():
+        raise AvatarInputError(
+            "no face model is installed (assets/morphable) and the ICT FaceKit data (../shared) is absent; "
+            "install the trained weights or set AVATAR_SHARED"
+        )
+    return _cached_head("ict")
+
+
+_HEADS: dict[str, HeadModel] = {}
+
+
+def _cached_head(source: str) -> HeadModel:
+    if source not in _HEADS:
+        _HEADS[source] = head_from_face_model() if source == "face_model" else head_from_ict()
+    return _HEADS[source]

@@ -1,0 +1,70 @@
+"""Image-side face regions drawn from MediaPipe's landmarks: the skin the photometric term may use.
+
+The face-skin mask is the face oval (shrunk slightly, since its points sit on the silhouette where
+background and hair begin) minus the eye openings, the brows and the inner mouth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from avatar.morphable.landmarks import EYELID_LEFT, EYELID_RIGHT, FACE_OVAL, LIPS_INNER, LIPS_OUTER
+
+#: MediaPipe's eyebrow outlines (person's right, left).
+BROW_RIGHT = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46)
+BROW_LEFT = (300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
+
+
+def _polygon(points: np.ndarray, ids) -> list[tuple[float, float]]:
+    return [(float(points[i, 0]), float(points[i, 1])) for i in ids]
+
+
+def _closed_contour(upper, lower) -> tuple[int, ...]:
+    return tuple(upper) + tuple(reversed(lower[1:-1]))
+
+
+def face_skin_mask(landmarks: np.ndarray, size: tuple[int, int], shrink: float = 0.06, supersample: int = 2) -> np.ndarray:
+    """Where the photo shows facial skin.
+
+    Args:
+        landmarks: MediaPipe points in the target image's pixels (x right, y down), shape :math:`(478, 2+)`.
+        size: ``(H, W)`` of the mask.
+        shrink: pull the face oval towards its centre by this fraction.
+        supersample: draw at this factor and average (soft edges).
+
+    Returns:
+        mask in [0, 1], shape :math:`(H, W)` float32.
+    """
+    points = np.asarray(landmarks, dtype=np.float64)[:, :2] * supersample
+    oval = points[list(FACE_OVAL)]
+    centre = oval.mean(0)
+    shrunk = points.copy()
+    shrunk[list(FACE_OVAL)] = centre + (oval - centre) * (1 - shrink)
+    height, width = size
+    image = Image.new("L", (width * supersample, height * supersample), 0)
+    draw = ImageDraw.Draw(image)
+    draw.polygon(_polygon(shrunk, FACE_OVAL), fill=255)
+    for upper, lower in (EYELID_RIGHT, EYELID_LEFT):
+        draw.polygon(_polygon(points, _closed_contour(upper, lower)), fill=0)
+    draw.polygon(_polygon(points, BROW_RIGHT), fill=0)
+    draw.polygon(_polygon(points, BROW_LEFT), fill=0)
+    draw.polygon(_polygon(points, _closed_contour(*LIPS_INNER)), fill=0)
+    if supersample > 1:
+        image = image.reduce(supersample)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def region_mask(landmarks: np.ndarray, size: tuple[int, int], contour: tuple[int, ...]) -> np.ndarray:
+    """A filled landmark polygon, shape :math:`(H, W)` float32 in {0, 1}."""
+    height, width = size
+    image = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(image).polygon(_polygon(np.asarray(landmarks, dtype=np.float64), contour), fill=255)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def lips_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The lips (outer minus inner contour), shape :math:`(H, W)` float32."""
+    outer = region_mask(landmarks, size, _closed_contour(*LIPS_OUTER))
+    inner = region_mask(landmarks, size, _closed_contour(*LIPS_INNER))
+    return np.clip(outer - inner, 0.0, 1.0)
