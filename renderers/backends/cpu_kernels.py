@@ -427,40 +427,10 @@ def _texture_linear_grad_uv(tex, uv, boundary, grad_out, grad_uv):
         b = row // height
         y = row % height
         tb = b if tex.shape[0] > 1 else 0
+        slope_x = np.empty(channels, tex.dtype)  # d(value)/d(fx), d(value)/d(fy) at the last new uv
+        slope_y = np.empty(channels, tex.dtype)
         for x in range(width):
-            fx = uv[b, y, x, 0] * tex_w - 0.5
-            fy = uv[b, y, x, 1] * tex_h - 0.5
-            x0 = int(math.floor(fx))
-            y0 = int(math.floor(fy))
-            ax = fx - x0
-            ay = fy - y0
-            c0 = _tap_index(x0, tex_w, boundary)
-            c1 = _tap_index(x0 + 1, tex_w, boundary)
-            r0 = _tap_index(y0, tex_h, boundary)
-            r1 = _tap_index(y0 + 1, tex_h, boundary)
-            gx = 0.0
-            gy = 0.0
-            for ch in range(channels):
-                t00 = tex[tb, r0, c0, ch] if r0 >= 0 and c0 >= 0 else 0.0
-                t01 = tex[tb, r0, c1, ch] if r0 >= 0 and c1 >= 0 else 0.0
-                t10 = tex[tb, r1, c0, ch] if r1 >= 0 and c0 >= 0 else 0.0
-                t11 = tex[tb, r1, c1, ch] if r1 >= 0 and c1 >= 0 else 0.0
-                g = grad_out[b, y, x, ch]
-                gx += g * ((1.0 - ay) * (t01 - t00) + ay * (t11 - t10))
-                gy += g * ((1.0 - ax) * (t10 - t00) + ax * (t11 - t01))
-            grad_uv[b, y, x, 0] = gx * tex_w
-            grad_uv[b, y, x, 1] = gy * tex_h
-
-
-@nb.njit(cache=True)
-def _texture_linear_grad_tex(uv, boundary, grad_out, grad_tex):
-    # Sequential scatter: one pass over the pixels, no per-thread copies of a large texture.
-    num_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
-    tex_h, tex_w, channels = grad_tex.shape[1], grad_tex.shape[2], grad_tex.shape[3]
-    for b in range(num_batch):
-        tb = b if grad_tex.shape[0] > 1 else 0
-        for y in range(height):
-            for x in range(width):
+            if not (x > 0 and uv[b, y, x, 0] == uv[b, y, x - 1, 0] and uv[b, y, x, 1] == uv[b, y, x - 1, 1]):
                 fx = uv[b, y, x, 0] * tex_w - 0.5
                 fy = uv[b, y, x, 1] * tex_h - 0.5
                 x0 = int(math.floor(fx))
@@ -472,7 +442,51 @@ def _texture_linear_grad_tex(uv, boundary, grad_out, grad_tex):
                 r0 = _tap_index(y0, tex_h, boundary)
                 r1 = _tap_index(y0 + 1, tex_h, boundary)
                 for ch in range(channels):
-                    g = grad_out[b, y, x, ch]
+                    t00 = tex[tb, r0, c0, ch] if r0 >= 0 and c0 >= 0 else 0.0
+                    t01 = tex[tb, r0, c1, ch] if r0 >= 0 and c1 >= 0 else 0.0
+                    t10 = tex[tb, r1, c0, ch] if r1 >= 0 and c0 >= 0 else 0.0
+                    t11 = tex[tb, r1, c1, ch] if r1 >= 0 and c1 >= 0 else 0.0
+                    slope_x[ch] = (1.0 - ay) * (t01 - t00) + ay * (t11 - t10)
+                    slope_y[ch] = (1.0 - ax) * (t10 - t00) + ax * (t11 - t01)
+            gx = 0.0
+            gy = 0.0
+            for ch in range(channels):
+                g = grad_out[b, y, x, ch]
+                gx += g * slope_x[ch]
+                gy += g * slope_y[ch]
+            grad_uv[b, y, x, 0] = gx * tex_w
+            grad_uv[b, y, x, 1] = gy * tex_h
+
+
+@nb.njit(cache=True)
+def _texture_linear_grad_tex(uv, boundary, grad_out, grad_tex):
+    # Sequential scatter: one pass over the pixels, no per-thread copies of a large texture (splitting
+    # texel rows between threads measured no faster: the pass is bound by computing the taps). Runs of
+    # pixels with equal uv (the uv = 0 background) are summed first and scattered once.
+    num_batch, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
+    tex_h, tex_w, channels = grad_tex.shape[1], grad_tex.shape[2], grad_tex.shape[3]
+    run = np.zeros(channels, grad_out.dtype)
+    for b in range(num_batch):
+        tb = b if grad_tex.shape[0] > 1 else 0
+        for y in range(height):
+            for x in range(width):
+                for ch in range(channels):
+                    run[ch] += grad_out[b, y, x, ch]
+                if x + 1 < width and uv[b, y, x + 1, 0] == uv[b, y, x, 0] and uv[b, y, x + 1, 1] == uv[b, y, x, 1]:
+                    continue  # the next pixel samples the same point: keep summing
+                fx = uv[b, y, x, 0] * tex_w - 0.5
+                fy = uv[b, y, x, 1] * tex_h - 0.5
+                x0 = int(math.floor(fx))
+                y0 = int(math.floor(fy))
+                ax = fx - x0
+                ay = fy - y0
+                c0 = _tap_index(x0, tex_w, boundary)
+                c1 = _tap_index(x0 + 1, tex_w, boundary)
+                r0 = _tap_index(y0, tex_h, boundary)
+                r1 = _tap_index(y0 + 1, tex_h, boundary)
+                for ch in range(channels):
+                    g = run[ch]
+                    run[ch] = 0.0
                     if g == 0.0:
                         continue
                     if r0 >= 0 and c0 >= 0:
