@@ -108,10 +108,14 @@ def frechet_distance_from_statistics(mean1, cov1, mean2, cov2) -> float:
     Returns:
         the distance (>= 0, up to rounding).
     """
+    from threadpoolctl import threadpool_limits
+
     mean1, mean2, cov1, cov2 = (torch.as_tensor(x).double() for x in (mean1, mean2, cov1, cov2))
-    root1 = _psd_sqrt(cov1)
-    middle = root1 @ cov2 @ root1
-    trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0.0).sqrt().sum()
+    # one thread: LAPACK on these small matrices is ~1000x slower when its workers compete for cores
+    with threadpool_limits(1):
+        root1 = _psd_sqrt(cov1)
+        middle = root1 @ cov2 @ root1
+        trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0.0).sqrt().sum()
     diff = mean1 - mean2
     return float(diff @ diff + torch.trace(cov1) + torch.trace(cov2) - 2.0 * trace_sqrt)
 
@@ -175,12 +179,15 @@ def mean_squared_error(real: Sequence, generated: Sequence) -> float:
 def fit_clusters(real: Sequence, num_clusters: int, seed: int = 0):
     """k-means on all real frames (scikit-learn ``KMeans(n_init="auto", random_state=seed)``)."""
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     frames = torch.cat(_as_clips(real, "real")).numpy()
     if frames.shape[0] < num_clusters:
         raise AvatarInputError(f"SI-diversity with {num_clusters} clusters needs at least that many "
                                f"ground-truth frames, got {frames.shape[0]}")
-    return KMeans(n_clusters=num_clusters, random_state=seed, n_init="auto").fit(frames)
+    # one thread: these fits are small, and OpenMP workers on a busy 2-core machine cost 10x more
+    with threadpool_limits(1):
+        return KMeans(n_clusters=num_clusters, random_state=seed, n_init="auto").fit(frames)
 
 
 def si_diversity(real: Sequence, generated: Sequence, num_clusters: int, seed: int = 0, clusters=None) -> float:
@@ -197,8 +204,11 @@ def si_diversity(real: Sequence, generated: Sequence, num_clusters: int, seed: i
         ``-Σ h log2(h + 1e-6)``, at most ``log2(k)``.
     """
     model = clusters if clusters is not None else fit_clusters(real, num_clusters, seed)
+    from threadpoolctl import threadpool_limits
+
     frames = torch.cat(_as_clips(generated, "generated")).numpy()
-    labels = model.predict(frames)
+    with threadpool_limits(1):
+        labels = model.predict(frames)
     histogram = np.bincount(labels, minlength=model.n_clusters).astype(np.float64)
     histogram /= histogram.sum()
     return float(-(histogram * np.log2(histogram + 1e-6)).sum())

@@ -339,12 +339,13 @@ class ListenerTeacher:
         self._smile = 0.0
         self._brow_down = 0.0
         self._last_speech = -10 ** 9
-        self._blink_acc = 0.0
+        # renewal processes start in equilibrium: part of the first interval has already passed
         self._blink_budget = float(self._blinks.gamma(3.0, 1.0 / 3.0))
+        self._blink_acc = float(self._blinks.uniform(0.0, self._blink_budget))
         self._last_blink = -10 ** 9
         self._gaze_away = False
-        self._gaze_acc = 0.0
         self._gaze_budget = float(self._gaze.gamma(2.0, 0.5))
+        self._gaze_acc = float(self._gaze.uniform(0.0, self._gaze_budget))
         self._gaze_target = np.zeros(2)
         self._eyes = np.zeros(2)
         self._head_follow = 0.0
@@ -476,7 +477,7 @@ class ListenerTeacher:
         # rising final contour and lower intensity
         if pause_onset is not None:
             slope, final_energy = self._final_contour(pause_onset)
-            probability = 0.6 + (0.25 if slope < -3.0 or slope > 4.0 else 0.0)
+            probability = 0.65 + (0.2 if slope < -3.0 or slope > 4.0 else 0.0)
             if not math.isnan(final_energy) and not math.isnan(energy_median) and final_energy < energy_median - 3.0:
                 probability += 0.1
             probability = min(0.97, probability * s.nod_rate)
@@ -506,7 +507,7 @@ class ListenerTeacher:
         if pause_onset is not None:
             self._blink_acc += 0.25  # blinks cluster at the speaker's pauses
         refractory = self.frame - self._last_blink >= int(0.3 * self.fps)
-        if refractory and gaze_shift > 0.3 and rng.random() < 0.15:
+        if refractory and gaze_shift > 0.3 and rng.random() < 0.1:
             self._schedule_blink(self.frame)
             self._blink_acc, self._blink_budget = 0.0, float(rng.gamma(3.0, 1.0 / 3.0))
         elif refractory and self._blink_acc >= self._blink_budget:
