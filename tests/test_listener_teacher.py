@@ -14,6 +14,7 @@ from drivers.listener import CODE_DIM, codes_to_motion, motion_to_codes
 from drivers.listener.cues import (
     PauseDetector,
     SpeakerCues,
+    SpeakerCueStream,
     cues_from_waveform,
     frame_pitch_semitones,
     frame_speaking,
@@ -147,6 +148,41 @@ def test_video_without_audio_and_without_face(tmp_path):
     assert not frame_speaking(cues).any()
     motion = teach(cues, seed=0)
     assert motion.num_frames == 24
+
+
+def _stream_all(stream: SpeakerCueStream, audio=None, frames=None, audio_chunk=3000, frame_chunk=7):
+    parts, a, f = [], 0, 0
+    while (audio is not None and a < len(audio)) or (frames is not None and f < len(frames)):
+        parts.append(stream.push(audio=None if audio is None or a >= len(audio) else audio[a:a + audio_chunk],
+                                 frames=None if frames is None or f >= len(frames) else frames[f:f + frame_chunk]))
+        a, f = a + audio_chunk, f + frame_chunk
+    parts.append(stream.flush())
+    return SpeakerCues.concat([p for p in parts])
+
+
+def test_cue_stream_equals_batch(tmp_path):
+    from drivers.media import iter_frames, read_audio, write_video
+
+    wave_path = tmp_path / "speech.wav"
+    _write_wav(wave_path, speech_like(2.5))
+    samples = read_audio(wave_path)
+    streamed = _stream_all(SpeakerCueStream(video=False, speaker="speech"), audio=samples)
+    batch = speaker_cues(wave_path)
+    assert len(streamed) == len(batch) == 75 and not streamed.has_video
+    assert torch.allclose(streamed.as_matrix(), batch.as_matrix(), atol=1e-4)
+    # a video with audio (no face in it), frames and audio pushed in unrelated chunks
+    images = [np.full((48, 64, 3), 40 + 4 * i, np.uint8) for i in range(45)]
+    clip = write_video(tmp_path / "talk.mp4", images, fps=30, audio=speech_like(1.4))
+    frames = [f.image for f in iter_frames(clip)]
+    audio = read_audio(clip)
+    batch = speaker_cues(clip)
+    streamed = _stream_all(SpeakerCueStream(speaker="talk"), audio=audio, frames=frames, audio_chunk=1700, frame_chunk=4)
+    assert len(streamed) == len(batch) == 45 and streamed.has_audio and streamed.has_video
+    assert torch.allclose(streamed.as_matrix(), batch.as_matrix(), atol=1e-4)
+    silent_video = _stream_all(SpeakerCueStream(audio=False), frames=frames)
+    assert len(silent_video) == 45 and not silent_video.has_audio and not frame_speaking(silent_video).any()
+    with pytest.raises(AvatarInputError, match="without audio"):
+        SpeakerCueStream(audio=False).push(audio=np.zeros(10, np.float32))
 
 
 @pytest.mark.shared
@@ -321,6 +357,16 @@ def test_brow_flashes_follow_pitch_accents():
     assert flashes(cues, "expressiveness=0,nod_rate=0") == 0
     motion = teach(cues, "expressiveness=1.2", seed=0)
     assert motion.weights[:, COL["browInnerUp_L"]].max() > 0.3
+    # the speaker's own (silent) brow raises, one every 3 s, are mirrored too
+    count = 60 * FPS
+    weights = torch.zeros(count, 53)
+    raises = ((torch.arange(count) % (3 * FPS)) < 15).float() * 0.6
+    for name in ("browInnerUp_L", "browInnerUp_R", "browOuterUp_L", "browOuterUp_R"):
+        weights[:, COL[name]] = raises
+    raising = synthetic_cues(torch.zeros(count, dtype=torch.bool), expression_weights=weights)
+    still = synthetic_cues(torch.zeros(count, dtype=torch.bool), expression_weights=torch.zeros(count, 53))
+    assert flashes(raising, "expressiveness=1.2") >= 5
+    assert flashes(still, "expressiveness=1.2") == 0
 
 
 def test_gaze_mostly_on_the_speaker():

@@ -272,8 +272,13 @@ def default_face_tracker(path: Path, fps: float = MOTION_FPS) -> FaceTrack:
     finally:
         frames += tracker.finish()
     frames.sort(key=lambda f: f.index)
+    return _face_track(frames)
+
+
+def _face_track(frames: list) -> FaceTrack:
+    """Tracked frames (``drivers.tracking.TrackedFrame``) → :class:`FaceTrack`, zero where no face."""
     count = len(frames)
-    visible = torch.tensor([f.face_found for f in frames], dtype=torch.bool)
+    visible = torch.tensor([bool(f.face_found) for f in frames], dtype=torch.bool)
     mask = visible[:, None].float()
 
     def stacked(name: str, width: int) -> torch.Tensor:
@@ -350,6 +355,129 @@ def cues_from_waveform(waveform, *, speaker: str = "", config: AudioFeatureConfi
                        num_frames: int | None = None) -> SpeakerCues:
     """Audio-only cues of a mono 16 kHz waveform ``(N,)`` (no face)."""
     return SpeakerCues.from_audio(audio_features(waveform, config, num_frames=num_frames), speaker=speaker)
+
+
+class SpeakerCueStream:
+    """Incremental speaker cues: push audio chunks and video frames, get the newly complete frames.
+
+    Motion frame ``k`` is emitted once its audio (up to ``(k + 1) / 30`` s) *and* its video frame
+    (the ``k``-th pushed frame, already at 30 fps) have been processed. A stream without video
+    (``video=False``) emits audio-only cues; one without audio (``audio=False``) emits the features
+    of silence with ``has_audio = False``. The result of a whole stream plus :meth:`flush` equals
+    :func:`speaker_cues` on the same clip (the same causal audio features and tracker). The face
+    tracker holds back its first ``identity_window`` frames (1 s) to fit the identity, so visual
+    cues start to flow after that.
+
+    Args:
+        audio: the stream carries audio (mono, ``audio_config.sample_rate``).
+        video: the stream carries video frames at the motion rate.
+        audio_config: audio feature parameters.
+        face_tracker: an object with ``push(image) -> list[TrackedFrame]`` and ``finish()``;
+            default a new :class:`drivers.tracking.FaceTracker`.
+        speaker: speaker label of the cues.
+
+    Example:
+        >>> stream = SpeakerCueStream(video=False)
+        >>> len(stream.push(audio=np.zeros(16000, np.float32)))   # one second: 30 frames
+        30
+    """
+
+    def __init__(self, *, audio: bool = True, video: bool = True, audio_config: AudioFeatureConfig | None = None,
+                 face_tracker=None, speaker: str = "stream") -> None:
+        from drivers.audio import AudioFeatureStream
+
+        if not (audio or video):
+            raise AvatarInputError("a speaker stream needs audio, video or both")
+        self.has_audio, self.has_video, self.speaker = bool(audio), bool(video), speaker
+        self.config = audio_config or AudioFeatureConfig()
+        self._audio_stream = AudioFeatureStream(self.config)
+        self._audio: list[AudioFeatures] = []
+        self._audio_frames = 0  # audio frames computed but not yet emitted
+        self._audio_total = 0
+        self._tracker = face_tracker
+        self._faces: list = []
+        self._video_frames = 0
+        self._emitted = 0
+
+    def _face_tracker(self):
+        if self._tracker is None:
+            from drivers import tracking
+
+            self._tracker = tracking.FaceTracker(float(self.config.motion_fps))
+        return self._tracker
+
+    def push(self, audio=None, frames=None) -> SpeakerCues:
+        """Add audio samples ``(N,)`` and/or video frames (one ``(H, W, 3)`` uint8 image or a list).
+
+        Returns:
+            :class:`SpeakerCues` of the frames completed by this push (possibly none).
+        """
+        if audio is not None:
+            if not self.has_audio:
+                raise AvatarInputError("this speaker stream was opened without audio")
+            self._add_audio(self._audio_stream.push(audio))
+        if frames is not None:
+            if not self.has_video:
+                raise AvatarInputError("this speaker stream was opened without video")
+            images = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 3 else list(frames)
+            tracker = self._face_tracker()
+            for image in images:
+                self._faces += tracker.push(np.asarray(image))
+            self._video_frames += len(images)
+        return self._emit(final=False)
+
+    def flush(self) -> SpeakerCues:
+        """Finish the stream: the last partial audio frame, the tracker's held-back frames.
+
+        With video, the cues end with the last video frame: missing audio is padded with silence
+        (continuing the audio stream, as :func:`~drivers.audio.audio_features_from_file` does) and
+        audio beyond the video is dropped.
+        """
+        if self.has_video and self._tracker is not None:
+            self._faces += self._tracker.finish()
+        if self.has_audio:
+            self._add_audio(self._audio_stream.flush())
+            missing = self._video_frames - self._audio_total if self.has_video else 0
+            if missing > 0:
+                m = self.config.frames_per_motion_frame
+                end = int(self.config.frame_end((self._audio_total + missing) * m - 1))
+                self._add_audio(self._audio_stream.push(np.zeros(end - self._audio_stream.num_samples, np.float32)))
+        return self._emit(final=True)
+
+    def _add_audio(self, part: AudioFeatures) -> None:
+        self._audio.append(part)
+        self._audio_frames += len(part)
+        self._audio_total += len(part)
+
+    def _emit(self, final: bool) -> SpeakerCues:
+        if not self.has_video:
+            count = self._audio_frames
+        elif self.has_audio and not final:
+            count = min(len(self._faces), self._audio_frames)
+        else:
+            count = len(self._faces)
+        audio = self._take_audio(count)
+        if self.has_video:
+            faces, self._faces = self._faces[:count], self._faces[count:]
+            track = _face_track(faces)
+            cues = SpeakerCues(audio, track.expression_weights, track.head_rotation, track.head_translation,
+                               track.face_visible, has_audio=self.has_audio, has_video=True, speaker=self.speaker,
+                               fps=float(self.config.motion_fps))
+        else:
+            cues = SpeakerCues.from_audio(audio, speaker=self.speaker)
+        self._emitted += count
+        if final:
+            self._audio, self._audio_frames = [], 0
+        return cues
+
+    def _take_audio(self, count: int) -> AudioFeatures:
+        if not self.has_audio:
+            return audio_features(np.zeros(0, np.float32), self.config, num_frames=count)
+        joined = AudioFeatures.concat(self._audio) if self._audio else \
+            audio_features(np.zeros(0, np.float32), self.config, num_frames=0)
+        self._audio = [joined[count:]]
+        self._audio_frames = len(joined) - count
+        return joined[:count]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -499,7 +627,8 @@ def synthetic_cues(
 
 
 __all__ = [
-    "FaceTrack", "FaceTracker", "PauseDetector", "SpeakerCues", "cues_from_waveform", "default_face_tracker",
+    "FaceTrack", "FaceTracker", "PauseDetector", "SpeakerCueStream", "SpeakerCues", "cues_from_waveform",
+    "default_face_tracker",
     "frame_energy_db", "frame_pitch_semitones", "frame_speaker_brow_raise", "frame_speaker_smile",
     "frame_speaking", "speaker_cues", "speech_pause_onsets", "synthetic_cues",
 ]

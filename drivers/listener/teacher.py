@@ -335,7 +335,7 @@ class ListenerTeacher:
         self._prev_pitch = [math.nan, math.nan]
         self._speaker_smile = np.zeros(_RING)
         self._speaker_brow_down = np.zeros(_RING)
-        self._prev_brow = 0.0
+        self._speaker_brow = np.zeros(_RING)
         self._smile = 0.0
         self._brow_down = 0.0
         self._last_speech = -10 ** 9
@@ -492,9 +492,11 @@ class ListenerTeacher:
         a, b = self._prev_pitch  # pitch of frames k-2, k-1
         accent = (speaking and not math.isnan(median) and not math.isnan(b) and not math.isnan(a)
                   and b >= a and (math.isnan(semitones) or semitones < b) and b >= median + t.accent_semitones)
-        mirrored = speaker_brow >= 0.25 and speaker_brow - self._prev_brow >= 0.08
+        # the speaker's own brow raise: up by 0.15 within the last 0.2 s, to at least 0.25
+        before = self._speaker_brow[(k - int(round(0.2 * self.fps))) % _RING] if k >= 0.2 * self.fps else 0.0
+        mirrored = speaker_brow >= 0.25 and speaker_brow - before >= 0.15
+        self._speaker_brow[k % _RING] = speaker_brow
         self._prev_pitch = [b, semitones]
-        self._prev_brow = speaker_brow
         if (accent or mirrored) and k - self._last_flash >= t.brow_refractory_s * self.fps:
             chance = (0.35 if accent else 0.5) * min(s.expressiveness, 1.5)
             if rng.random() < chance:
