@@ -187,17 +187,20 @@ def test_cue_stream_equals_batch(tmp_path):
 
 @pytest.mark.shared
 def test_real_clip_cues_and_teacher(shared):
-    clip = shared / "media" / "videos" / "d18.mp4"
+    clip = shared / "media" / "videos" / "d0.mp4"  # 3 s talking face, no audio track
     if not clip.is_file():
-        pytest.skip("d18.mp4 not in shared media")
+        pytest.skip("d0.mp4 not in shared media")
     from drivers.media import probe
 
     cues = speaker_cues(clip)
-    assert len(cues) == probe(clip).num_motion_frames()
-    assert cues.face_visible.float().mean() > 0.8
-    assert cues.expression_weights.max() > 0.05
-    motion = teach(cues, seed=1)
+    assert len(cues) == probe(clip).num_motion_frames() == 94
+    assert cues.has_video and not cues.has_audio and not frame_speaking(cues).any()
+    assert cues.face_visible.float().mean() > 0.9
+    assert cues.expression_weights.max() > 0.05 and cues.head_rotation.abs().max() > 0.0
+    teacher = ListenerTeacher(seed=1)
+    motion = teacher.generate(cues)
     assert motion.num_frames == len(cues) and np.isfinite(motion.weights).all()
+    assert "nod" not in [kind for _, kind in teacher.events]  # a silent speaker gets no nods
 
 
 # ---------------------------------------------------------------------------------------------- style
