@@ -15,7 +15,10 @@ third landmark coordinate is MediaPipe's relative depth in the same pixel units 
 
 from __future__ import annotations
 
+import os
 import threading
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -77,16 +80,37 @@ class FaceObservation:
     face_index: int
 
 
+@contextmanager
+def _quiet_native_stderr():
+    """Silence MediaPipe's native (absl / TFLite) log lines, which bypass Python, for the duration."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 @lru_cache(maxsize=1)
 def _models():
     """The three MediaPipe solutions, created once per process (they are not re-entrant: use _LOCK)."""
-    import mediapipe as mp  # imported lazily: ~1 s
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ info logs
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with warnings.catch_warnings(), _quiet_native_stderr():
+        warnings.simplefilter("ignore")
+        import mediapipe as mp  # imported lazily: ~1 s
 
-    full = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=DETECTION_CONFIDENCE)
-    short = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=DETECTION_CONFIDENCE)
-    mesh = mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=True, max_num_faces=3, refine_landmarks=True, min_detection_confidence=0.3
-    )
+        full = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=DETECTION_CONFIDENCE)
+        short = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=DETECTION_CONFIDENCE)
+        mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=3, refine_landmarks=True, min_detection_confidence=0.3
+        )
     return full, short, mesh
 
 
@@ -110,7 +134,8 @@ def detect_faces(image: np.ndarray) -> list[FaceBox]:
     height, width = image.shape[:2]
     full, short, _ = _models()
     boxes: list[FaceBox] = []
-    with _LOCK:
+    with _LOCK, warnings.catch_warnings(), _quiet_native_stderr():
+        warnings.simplefilter("ignore")  # protobuf's deprecation notice inside MediaPipe
         results = [full.process(image), short.process(image)]
     for result in results:
         for detection in result.detections or []:
@@ -137,14 +162,16 @@ def crop_transform(face: FaceBox, size: int = CROP_SIZE, margin: float = CROP_MA
     return cx - side / 2, cy - side / 2, size / side
 
 
-def crop_image(image: np.ndarray, x0: float, y0: float, scale: float, size: int) -> np.ndarray:
-    """Resample a square crop; outside the image the edge colours continue.
+def crop_image(image: np.ndarray, x0: float, y0: float, scale: float, size: int,
+               fill: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Resample a square crop; outside the image the edge colours continue (or ``fill``).
 
     Args:
         image: RGB image, shape :math:`(H, W, 3)` uint8.
         x0, y0: top-left corner of the crop in image pixels.
         scale: crop pixels per image pixel.
         size: crop side in pixels.
+        fill: RGB colour outside the image instead of continuing the edge.
 
     Returns:
         the crop, shape :math:`(size, size, 3)` uint8.
@@ -158,7 +185,10 @@ def crop_image(image: np.ndarray, x0: float, y0: float, scale: float, size: int)
     if window.size == 0:
         window = image[min(max(r0, 0), height - 1):min(max(r0, 0), height - 1) + 1, min(max(c0, 0), width - 1):min(max(c0, 0), width - 1) + 1]
     pads = ((max(0, -r0), max(0, r1 - height)), (max(0, -c0), max(0, c1 - width)), (0, 0))
-    window = np.pad(window, pads, mode="edge")
+    if fill is None:
+        window = np.pad(window, pads, mode="edge")
+    else:
+        window = np.stack([np.pad(window[..., c], pads[:2], constant_values=fill[c]) for c in range(3)], -1)
     pil = Image.fromarray(np.ascontiguousarray(window))
     factor = max(1, int(side // (2 * size)))
     if factor > 1:  # box-filter first so large downscales do not alias
@@ -183,7 +213,8 @@ def face_landmarks(image: np.ndarray, face: FaceBox) -> np.ndarray | None:
     _, _, mesh = _models()
     x0, y0, scale = crop_transform(face)
     crop = crop_image(image, x0, y0, scale, CROP_SIZE)
-    with _LOCK:
+    with _LOCK, warnings.catch_warnings(), _quiet_native_stderr():
+        warnings.simplefilter("ignore")
         result = mesh.process(np.ascontiguousarray(crop))
     if not result.multi_face_landmarks:
         return None

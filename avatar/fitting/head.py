@@ -77,6 +77,7 @@ class HeadModel:
         texture_decoder: ``z_tex (B, T) -> albedo (B, S, S, 3)`` in the atlas, or ``None``.
         tex_dim: size of ``z_tex``.
         info: provenance (model name, weights hash, identity codes).
+        pupil_uv: atlas coordinates of the front pole of each sclera (where the iris is painted).
     """
 
     mean: torch.Tensor
@@ -93,6 +94,7 @@ class HeadModel:
     texture_decoder: Callable[[torch.Tensor], torch.Tensor] | None = None
     tex_dim: int = 3
     info: dict = field(default_factory=dict)
+    pupil_uv: tuple[tuple[float, float], ...] = ()
 
     # ---------------------------------------------------------------- sizes
     @property
@@ -192,7 +194,7 @@ class HeadModel:
                 albedo = torch.nn.functional.interpolate(albedo.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
                                                          align_corners=False).permute(0, 2, 3, 1)
             return albedo.clamp(0, 1)
-        return flat_albedo(z_tex, size)
+        return paint_irises(flat_albedo(z_tex, size), self.pupil_uv, torch.tensor(PART_ALBEDO["M_IrisLeft"]))
 
 
 def flat_albedo(skin_rgb: torch.Tensor, size: int) -> torch.Tensor:
@@ -218,6 +220,53 @@ def flat_albedo(skin_rgb: torch.Tensor, size: int) -> torch.Tensor:
         r0, r1, c0, c1 = region_pixel_box(region, size)
         out[:, r0:r1, c0:c1] = torch.tensor(colour, dtype=out.dtype)
     return out
+
+
+#: Iris and pupil radii on the sclera texture, in ICT tile units (eyeball radius 1.58 cm: the iris,
+#: 0.6 cm, spans 22° ≈ 0.11 of the tile from the front pole; the pupil 7° ≈ 0.035).
+IRIS_RADIUS_TILE = 0.11
+PUPIL_RADIUS_TILE = 0.035
+
+
+def paint_irises(albedo: torch.Tensor, pupil_uv, iris_rgb: torch.Tensor) -> torch.Tensor:
+    """Paint iris discs (darker limbal ring, black pupil) onto the sclera region of atlas textures.
+
+    Args:
+        albedo: atlas textures, shape :math:`(B, S, S, 3)` (row 0 at the top).
+        pupil_uv: atlas coordinates (v up) of the eyes' front poles.
+        iris_rgb: iris colour, shape :math:`(3,)` or :math:`(B, 3)`.
+
+    Returns:
+        the painted textures, shape :math:`(B, S, S, 3)`.
+    """
+    size = albedo.shape[1]
+    region = next(r for r in ATLAS_REGIONS if "M_ScleraLeft" in r.parts)
+    scale = region.box[2] - region.box[0]
+    coords = (torch.arange(size, dtype=albedo.dtype) + 0.5) / size
+    v, u = torch.meshgrid(1 - coords, coords, indexing="ij")
+    out = albedo.clone()
+    iris = iris_rgb.reshape(-1, 1, 1, 3).to(albedo)
+    for pu, pv in pupil_uv:
+        r = torch.sqrt((u - pu) ** 2 + (v - pv) ** 2) / scale  # tile units
+        inside = (r < IRIS_RADIUS_TILE)[None, ..., None]
+        ring = (0.55 + 0.45 * (1 - (r / IRIS_RADIUS_TILE).clamp(0, 1) ** 4))[None, ..., None]
+        colour = torch.where((r < PUPIL_RADIUS_TILE)[None, ..., None], torch.full_like(out, 0.02), iris * ring)
+        out = torch.where(inside, colour, out)
+    return out
+
+
+def pupil_atlas_uv(rest: np.ndarray, faces: np.ndarray, uv_atlas: np.ndarray, uv_faces_atlas: np.ndarray,
+                   face_parts: np.ndarray, part_names) -> tuple[tuple[float, float], ...]:
+    """Atlas coordinates of each sclera's front pole (the forward-most vertex), one per eye."""
+    out = []
+    for eye in gaze.EYES:
+        mask = face_parts == list(part_names).index(gaze.SCLERA_PARTS[eye])
+        corners = faces[mask].reshape(-1)
+        front = int(np.argmax(rest[corners, 2]))
+        u, v = uv_atlas[uv_faces_atlas[mask].reshape(-1)[front]]
+        if all(abs(u - a) > 1e-4 or abs(v - b) > 1e-4 for a, b in out):
+            out.append((float(u), float(v)))
+    return tuple(out)
 
 
 def add_eye_rotation(expression_basis: torch.Tensor, rest: torch.Tensor, faces: np.ndarray, face_parts: np.ndarray,
@@ -277,6 +326,8 @@ def _assemble(mean: torch.Tensor, identity_basis: torch.Tensor, expression_basis
         texture_decoder=texture_decoder,
         tex_dim=tex_dim,
         info=info,
+        pupil_uv=pupil_atlas_uv(mean.numpy(), template.faces, atlas.uv, atlas.uv_faces, template.face_parts,
+                                template.part_names),
     )
 
 

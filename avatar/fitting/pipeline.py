@@ -1,0 +1,209 @@
+"""One photo → a fitted avatar: load, detect, fit, texture, preview and report, timed stage by stage.
+
+:func:`fit_photo` runs the stages; :func:`to_bundle` turns the result into an
+:class:`~avatar.bundle.AvatarBundle` (codes, baked morph targets, texture, preview, report).
+All coordinates in the report are pixels of the original (upright) photo, x right, y down.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from avatar import __version__
+from avatar.bundle import AvatarBundle
+from avatar.fitting.detect import FaceObservation, observe_face
+from avatar.fitting.head import HeadModel, load_head
+from avatar.fitting.image_io import Photo, load_photo
+from avatar.fitting.optimize import FitConfig, FitResult, config_for_quality, fit_observation
+from avatar.fitting.preview import photometric_psnr, preview_image
+from avatar.fitting.texture import UnwrapOutput, unwrap_texture
+from avatar.morphable.landmarks import IRIS_LEFT, IRIS_RIGHT
+
+Progress = Callable[[str, float], None]
+#: Stages reported to the progress callback, in order.
+STAGES = ("load", "detect", "landmarks", "photometric", "texture", "preview")
+
+
+@dataclass
+class FitOutput:
+    """Everything one fit produced.
+
+    Attributes:
+        photo: the loaded photo.
+        observation: the chosen face and its landmarks.
+        head: the head model that was fitted.
+        fit: codes, pose, camera, lighting.
+        unwrap: the texture.
+        quality: the preset name.
+        config: the settings used.
+        report: the ``report.json`` document.
+        preview: the preview image, shape :math:`(H, W, 3)` uint8, or ``None``.
+        timings: seconds per stage.
+    """
+
+    photo: Photo
+    observation: FaceObservation
+    head: HeadModel
+    fit: FitResult
+    unwrap: UnwrapOutput
+    quality: str
+    config: FitConfig
+    report: dict = field(default_factory=dict)
+    preview: np.ndarray | None = None
+    timings: dict = field(default_factory=dict)
+
+
+def _report_points(points: np.ndarray, photo: Photo) -> list[list[float]]:
+    return [[round(float(x), 2), round(float(y), 2)] for x, y in photo.to_original(points)]
+
+
+def fitted_landmarks_68(head: HeadModel, fit: FitResult) -> np.ndarray:
+    """The fitted model's 68 Multi-PIE landmark vertices projected into the working image, shape :math:`(68, 2)`."""
+    state = fit.state
+    with torch.no_grad():
+        ids = torch.from_numpy(head.landmarks_68.astype(np.int64))
+        rest = head.rest_vertices(state.z_geo, state.expression, ids)
+        return fit.camera().project(head.pose(rest, state.rotation))[0].numpy()
+
+
+def inter_ocular(landmarks: np.ndarray) -> float:
+    """Distance between MediaPipe's two iris centres (pixels)."""
+    return float(np.linalg.norm(landmarks[IRIS_LEFT[0], :2] - landmarks[IRIS_RIGHT[0], :2]))
+
+
+def make_report(output: FitOutput, seconds_total: float) -> dict:
+    """The ``report.json`` document (see the module docstring for coordinates)."""
+    photo, obs, fit, head = output.photo, output.observation, output.fit, output.head
+    height, width = photo.original_size
+    box = np.array(obs.face.box).reshape(2, 2)
+    error = float(fit.losses.get("landmark_error_px", float("nan")))
+    iod = inter_ocular(obs.landmarks)
+    losses = {k: (round(v, 8) if isinstance(v, float) else v) for k, v in fit.losses.items()}
+    return {
+        "photo": photo.name,
+        "image_size": {"width": width, "height": height},
+        "working_scale": round(photo.scale, 6),
+        "num_faces_detected": obs.num_faces,
+        "face_index": obs.face_index,
+        "face_box": [round(float(v), 2) for v in photo.to_original(box).reshape(-1)],
+        "face_score": round(obs.face.score, 4),
+        "landmarks_68": _report_points(fitted_landmarks_68(head, fit), photo),
+        "landmark_error_px": round(error * photo.scale, 3),
+        "landmark_error_iod": round(error / iod, 5) if iod > 0 else None,
+        "fit_losses": losses,
+        "photometric_psnr_face": round(output.report.get("photometric_psnr_face", float("nan")), 3),
+        "texture_coverage": round(output.unwrap.coverage, 4),
+        "camera": {
+            "focal_px": round(float(fit.focal[0]) * photo.scale, 3),
+            "principal_px": [round(c * photo.scale, 3) for c in fit.principal],
+            "translation_cm": [round(float(v), 4) for v in fit.state.translation[0]],
+            "axes": "OpenCV: x right, y down, z forward; world = the posed head frame seen through R = diag(1, -1, -1)",
+        },
+        "head_model": {"source": head.source, **head.info},
+        "quality": output.quality,
+        "timings": {k: round(v, 3) for k, v in output.timings.items()},
+        "seconds_total": round(seconds_total, 3),
+        "avatar_engine_version": __version__,
+    }
+
+
+def fit_photo(source, quality: str = "default", face_index: int | None = None, progress: Progress | None = None,
+              head: HeadModel | None = None, config: FitConfig | None = None, with_preview: bool = True) -> FitOutput:
+    """Fit one photo.
+
+    Args:
+        source: a photo path, an image array :math:`(H, W[, C])` or a PIL image.
+        quality: ``"fast"``, ``"default"`` or ``"high"`` (see :data:`avatar.fitting.optimize.QUALITY_PRESETS`).
+        face_index: which face (0 = largest; default the largest).
+        progress: ``callback(stage, fraction)`` with the stages of :data:`STAGES`.
+        head: the head model (default :func:`avatar.fitting.head.load_head`).
+        config: settings overriding the quality preset.
+        with_preview: render ``preview.png`` (costs ~1 s).
+
+    Returns:
+        the :class:`FitOutput` (its ``report`` is complete).
+
+    Raises:
+        AvatarInputError: unreadable photo, no face, bad face index, face too small, unknown quality.
+    """
+    start = time.perf_counter()
+    config = config or config_for_quality(quality)
+    report = progress or (lambda stage, fraction: None)
+    timings: dict[str, float] = {}
+
+    tic = time.perf_counter()
+    report("load", 0.0)
+    photo = load_photo(source)
+    head = head or load_head()
+    timings["load"] = time.perf_counter() - tic
+    report("load", 1.0)
+
+    tic = time.perf_counter()
+    report("detect", 0.0)
+    observation = observe_face(photo.image, photo.name, face_index, photo.scale)
+    timings["detect"] = time.perf_counter() - tic
+    report("detect", 1.0)
+
+    def stage_progress(stage: str, fraction: float) -> None:
+        report(stage, fraction)
+
+    fit = fit_observation(head, photo.image, observation, config, stage_progress)
+    timings.update(fit.timings)
+    report("photometric", 1.0)
+
+    tic = time.perf_counter()
+    report("texture", 0.0)
+    unwrap = unwrap_texture(head, fit, photo.image, observation, config.texture_size)
+    psnr = photometric_psnr(head, fit, unwrap.texture, photo.image, observation)
+    timings["texture"] = time.perf_counter() - tic
+    report("texture", 1.0)
+
+    output = FitOutput(photo, observation, head, fit, unwrap, quality, config, {"photometric_psnr_face": psnr}, None, timings)
+    if with_preview:
+        tic = time.perf_counter()
+        report("preview", 0.0)
+        output.preview = preview_image(head, fit, unwrap.texture, photo.image, observation)
+        timings["preview"] = time.perf_counter() - tic
+        report("preview", 1.0)
+    output.report = make_report(output, time.perf_counter() - start)
+    return output
+
+
+def to_bundle(output: FitOutput) -> AvatarBundle:
+    """The :class:`AvatarBundle` of a fit (baked morph targets of the fitted identity)."""
+    head, state = output.head, output.fit.state
+    with torch.no_grad():
+        neutral, deltas = head.bake(state.z_geo[0])
+    meta = {
+        "created_by": "avatar fit",
+        "head_model": {"source": head.source, **head.info},
+        "fit": {"photo": output.photo.name, "quality": output.quality,
+                "config": {k: v for k, v in vars(output.config).items()}},
+        "camera": output.report.get("camera"),
+    }
+    return AvatarBundle(
+        z_geo=state.z_geo[0].clone(),
+        z_tex=state.z_tex[0].clone(),
+        expression=state.expression[0].clone(),
+        head_rotation=state.rotation[0].clone(),
+        head_translation=torch.zeros(3),
+        vertices=neutral.clone(),
+        expression_deltas=deltas.clone(),
+        faces=head.faces.clone(),
+        uv=torch.from_numpy(head.atlas.uv.copy()),
+        uv_faces=torch.from_numpy(head.atlas.uv_faces.copy()),
+        face_parts=torch.from_numpy(head.face_parts.astype(np.int16)),
+        part_names=head.part_names,
+        expression_names=head.expression_names,
+        neck_pivot=head.neck_pivot.clone(),
+        texture=output.unwrap.texture.clone(),
+        sh_light=state.sh[0].clone(),
+        meta=meta,
+        preview=output.preview,
+        report=output.report,
+    )

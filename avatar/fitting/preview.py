@@ -1,0 +1,113 @@
+"""The fit's ``preview.png`` and its photometric check, rendered through ``renderers``.
+
+Layout (3 × 3 panels, ``panel`` pixels each):
+
+- row 1: the input (a square crop around the face) | MediaPipe's 478 landmarks (green) and the fitted
+  model's 68 Multi-PIE landmarks (red) | the fitted, textured head under the fitted lighting over the photo;
+- row 2: the avatar at yaw −40°, 0°, +40° with a neutral expression;
+- row 3: the same views smiling with the mouth slightly open (an expression the photo did not show).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+import renderers as dr
+from avatar.fitting.camera import Crop
+from avatar.fitting.detect import FaceObservation, crop_image
+from avatar.fitting.head import OPAQUE_PARTS, HeadModel
+from avatar.fitting.masks import face_skin_mask
+from avatar.fitting.optimize import FitResult, face_crop, landmark_targets
+from avatar.morphable.codes import expression_dict_to_weights
+
+#: The second expression of the preview's novel views.
+PREVIEW_EXPRESSION = {
+    "mouthSmile_L": 0.8, "mouthSmile_R": 0.8, "cheekSquint_L": 0.4, "cheekSquint_R": 0.4, "jawOpen": 0.2,
+    "eyeSquint_L": 0.2, "eyeSquint_R": 0.2, "browOuterUp_L": 0.3, "browOuterUp_R": 0.3,
+}  # fmt: skip
+VIEW_YAWS = (-40.0, 0.0, 40.0)
+BACKGROUND = (1.0, 1.0, 1.0)
+
+
+def _mesh(head: HeadModel):
+    keep = torch.from_numpy(head.part_face_mask(OPAQUE_PARTS))
+    return head.faces[keep], torch.from_numpy(head.atlas.uv), torch.from_numpy(head.atlas.uv_faces)[keep]
+
+
+def render_fit(head: HeadModel, fit: FitResult, texture: torch.Tensor, crop: Crop) -> dr.RenderOutput:
+    """The fitted head, textured and lit as in the photo, seen by the fitted camera over a crop."""
+    faces, uv, uv_faces = _mesh(head)
+    state = fit.state
+    vertices = head.vertices(state.z_geo, state.expression, state.rotation)
+    return dr.render_mesh(vertices, faces, uv, uv_faces, texture, fit.camera(crop), state.sh)
+
+
+def photometric_psnr(head: HeadModel, fit: FitResult, texture: torch.Tensor, image: np.ndarray,
+                     observation: FaceObservation, size: int = 256) -> float:
+    """PSNR (dB, colours in [0, 1]) of the textured, lit fit against the photo inside the face-skin mask."""
+    crop = face_crop(landmark_targets(observation), size)
+    with torch.no_grad():
+        out = render_fit(head, fit, texture, crop)
+    photo = torch.from_numpy(crop_image(image, crop.x0, crop.y0, crop.scale, size).astype(np.float32) / 255.0)
+    points = (observation.landmarks[:, :2] - np.array([crop.x0, crop.y0])) * crop.scale
+    mask = torch.from_numpy(face_skin_mask(points, (size, size))) * (out.mask[0, ..., 0] > 0)
+    if float(mask.sum()) < 1:
+        return float("nan")
+    mse = float(((out.rgba[0, ..., :3] - photo) ** 2).sum(-1).mul(mask).sum() / (3 * mask.sum()))
+    return 10 * math.log10(1.0 / max(mse, 1e-10))
+
+
+def novel_views(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, uv_faces: torch.Tensor,
+                texture: torch.Tensor, frame_vertices: torch.Tensor, size: int) -> list[np.ndarray]:
+    """Renders at :data:`VIEW_YAWS` under the default light, white background, uint8 (H, W, 3) each."""
+    used = torch.unique(faces.long())
+    views = []
+    for yaw in VIEW_YAWS:
+        camera = dr.frame_points(frame_vertices[used], (size, size), yaw_deg=yaw, fill=0.85)
+        out = dr.render_mesh(vertices, faces, uv, uv_faces, texture, camera, dr.default_sh())
+        views.append(dr.to_uint8_image(out.rgba[0], BACKGROUND))
+    return views
+
+
+def _dots(image: np.ndarray, points: np.ndarray, colour, radius: float) -> np.ndarray:
+    pil = Image.fromarray(image)
+    draw = ImageDraw.Draw(pil)
+    for x, y in points:
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+    return np.asarray(pil)
+
+
+def preview_image(head: HeadModel, fit: FitResult, texture: torch.Tensor, image: np.ndarray,
+                  observation: FaceObservation, panel: int = 256) -> np.ndarray:
+    """The 3 × 3 preview (see the module docstring), shape :math:`(3p, 3p, 3)` uint8."""
+    crop = face_crop(landmark_targets(observation), panel, margin=1.7)
+    photo = crop_image(image, crop.x0, crop.y0, crop.scale, panel, fill=(235, 235, 235))
+    offset = np.array([crop.x0, crop.y0])
+    state = fit.state
+    with torch.no_grad():
+        faces, uv, uv_faces = _mesh(head)
+        # landmarks
+        mp_points = (observation.landmarks[:, :2] - offset) * crop.scale
+        rest = head.rest_vertices(state.z_geo, state.expression)
+        posed = head.pose(rest, state.rotation)
+        ids = torch.from_numpy(head.landmarks_68.astype(np.int64))
+        fitted_68 = fit.camera(crop).project(posed[:, ids])[0].numpy()
+        marked = _dots(photo, mp_points, (40, 220, 60), 0.9)
+        marked = _dots(marked, fitted_68, (235, 40, 40), 1.8)
+        # fit over the photo
+        over = render_fit(head, fit, texture, crop)
+        alpha = over.rgba[0, ..., 3:].numpy()
+        overlay = (photo.astype(np.float32) / 255.0 * (1 - alpha) + over.rgba[0, ..., :3].numpy()).clip(0, 1)
+        overlay = (overlay * 255 + 0.5).astype(np.uint8)
+        # novel views
+        neutral = head.rest_vertices(state.z_geo)
+        smile = expression_dict_to_weights(PREVIEW_EXPRESSION, head.expression_names)
+        smiling = head.rest_vertices(state.z_geo, smile)
+        row2 = novel_views(neutral, faces, uv, uv_faces, texture, neutral[0], panel)
+        row3 = novel_views(smiling, faces, uv, uv_faces, texture, neutral[0], panel)
+    rows = [np.concatenate([photo, marked, overlay], 1), np.concatenate(row2, 1), np.concatenate(row3, 1)]
+    return np.concatenate(rows, 0)
