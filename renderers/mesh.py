@@ -11,6 +11,7 @@ wrap (ICT's UDIM-style u in [0, 7) samples the same image once per tile).
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -44,8 +45,36 @@ class RenderOutput(NamedTuple):
     mask: torch.Tensor
 
 
+_incidence_cache: dict[tuple, torch.Tensor] = {}
+
+
+def _vertex_face_incidence(faces: torch.Tensor, num_vertices: int, dtype: torch.dtype) -> torch.Tensor:
+    """Sparse CSR ``[V, F]`` matrix with a 1 where vertex ``v`` is a corner of face ``f`` (cached)."""
+    key = (faces.data_ptr(), tuple(faces.shape), faces._version, faces.device, num_vertices, dtype)
+    matrix = _incidence_cache.get(key)
+    if matrix is None:
+        corner_vertex = faces.long().reshape(-1)
+        order = torch.argsort(corner_vertex, stable=True)
+        rows = torch.bincount(corner_vertex, minlength=num_vertices)
+        crow = torch.cat([rows.new_zeros(1), torch.cumsum(rows, 0)])
+        columns = order // 3  # face of each corner, grouped by vertex
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            matrix = torch.sparse_csr_tensor(
+                crow, columns, torch.ones(columns.numel(), dtype=dtype, device=faces.device),
+                size=(num_vertices, faces.shape[0]),
+            )
+        if len(_incidence_cache) > 8:
+            _incidence_cache.clear()
+        _incidence_cache[key] = matrix
+    return matrix
+
+
 def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Smooth vertex normals: area-weighted face normals summed at each vertex, then normalised.
+
+    The sum is a sparse vertex-face incidence product (an order of magnitude faster than
+    ``index_add`` on a CPU), differentiable w.r.t. ``verts``.
 
     Args:
         verts: vertex positions, shape :math:`(B, V, 3)`.
@@ -54,10 +83,13 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     Returns:
         unit normals (0 for vertices no triangle uses), shape :math:`(B, V, 3)`.
     """
-    faces = faces.long()
-    v0, v1, v2 = verts[:, faces[:, 0]], verts[:, faces[:, 1]], verts[:, faces[:, 2]]
-    face_normals = torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)  # length = 2 × area
-    summed = torch.zeros_like(verts).index_add(1, faces.reshape(-1), face_normals.repeat_interleave(3, dim=1))
+    faces_long = faces.long()
+    v0, v1, v2 = verts[:, faces_long[:, 0]], verts[:, faces_long[:, 1]], verts[:, faces_long[:, 2]]
+    face_normals = torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)  # [B,F,3], length = 2 × area
+    incidence = _vertex_face_incidence(faces, verts.shape[1], verts.dtype)
+    batch = verts.shape[0]
+    summed = incidence @ face_normals.permute(1, 0, 2).reshape(faces.shape[0], batch * 3)  # [V, B*3]
+    summed = summed.reshape(verts.shape[1], batch, 3).permute(1, 0, 2)
     return torch.nn.functional.normalize(summed, dim=-1, eps=1e-20)
 
 
