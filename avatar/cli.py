@@ -7,10 +7,13 @@ Bad input raises :class:`avatar.errors.AvatarInputError` (or ``renderers.RenderI
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from avatar import __version__
 from avatar.errors import AvatarInputError
@@ -38,6 +41,45 @@ def _root(
     ),
 ) -> None:
     """One photo to an animatable 3D head that listens."""
+
+
+@contextmanager
+def _progress():
+    """A one-bar rich progress display on stderr (quiet when stderr is not a terminal)."""
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True
+    ) as progress:
+        yield progress
+
+
+@app.command()
+def fit(
+    photo: Path = typer.Argument(..., help="The photo: JPEG, PNG, WebP or TIFF."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Bundle folder [default: <photo stem>.avatar]."),
+    quality: str = typer.Option("default", "--quality", help="fast | default | high."),
+    face_index: Optional[int] = typer.Option(None, "--face-index", help="Which face, 0 = largest [default: largest]."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing bundle folder."),
+    device: str = typer.Option("cpu", "--device", help="cpu (or auto)."),
+) -> None:
+    """Fit an animatable, textured avatar to one photo: writes GLB (53 ARKit morph targets), OBJ, texture, preview."""
+    from avatar.fitting.command import run_fit_command
+
+    with _progress() as progress:
+        result = run_fit_command(photo, out, quality=quality, face_index=face_index, force=force, device=device,
+                                 progress=progress)
+    typer.echo(result.summary())
+
+
+@app.command()
+def demo(
+    force: bool = typer.Option(False, "--force", help="Redo the demo, replacing ./avatar-demo's outputs."),
+) -> None:
+    """Fit the astronaut photo that ships inside scikit-image into ./avatar-demo/ (no arguments needed)."""
+    from avatar.fitting.command import run_demo_fit
+
+    with _progress() as progress:
+        result = run_demo_fit(force=force, progress=progress)
+    typer.echo(result.summary())
 
 
 def main(argv: list[str] | None = None) -> None:
