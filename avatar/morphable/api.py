@@ -1,6 +1,6 @@
 """Public surface of the morphable face model: :class:`FaceModel`.
 
->>> from avatar.morphable import FaceModel
+>>> from avatar.morphable.api import FaceModel
 >>> fm = FaceModel.load()                          # shipped weights in assets/morphable
 >>> z = torch.zeros(1, fm.geo_dim); w = torch.zeros(1, 53); w[0, fm.expression_names.index("jawOpen")] = .5
 >>> d = fm.sdf(points, z, w)                       # (B, N) signed distance in cm, negative inside

@@ -289,18 +289,21 @@ class MorphableSDF(nn.Module):
             out[b] = points[b] - (moved[b, nn_idx] - self.seed_points[nn_idx])
         return out
 
-    def sdf(self, points: torch.Tensor, codes: torch.Tensor, iterations: int = 6) -> torch.Tensor:
+    def sdf(self, points: torch.Tensor, codes: torch.Tensor, iterations: int = 6, seeded: bool = True) -> torch.Tensor:
         """Signed distance (cm, negative inside) of deformed-space points.
 
         Args:
             points: shape :math:`(B, N, 3)`.
             codes: shape :math:`(B, K)`.
             iterations: fixed-point steps of the inversion.
+            seeded: start the inversion from the nearest forward-mapped seed vertex (robust for large
+                deformations such as an open jaw); ``False`` starts from the point itself (cheaper).
 
         Returns:
             sdf, shape :math:`(B, N)`.
         """
-        return self.canonical_sdf(self.inverse_map(points, codes, iterations))
+        init = None if seeded else points.detach()
+        return self.canonical_sdf(self.inverse_map(points, codes, iterations, init=init))
 
     def template_vertices(self, rest: torch.Tensor, skin_ids: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Template mode: carry every template vertex onto the shape given by the codes.

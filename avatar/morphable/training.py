@@ -88,7 +88,10 @@ def new_model(config: dict, vertices: np.ndarray, faces: np.ndarray, seed: int) 
             if spec.band is not None:
                 state[f"{prefix}{i}.active_keys"] = torch.from_numpy(band_keys(dense, box_min, box_max, spec.resolution, spec.band))
     torch.manual_seed(seed)
-    return build_model(config, state)
+    model = build_model(config, state)
+    with torch.no_grad():  # small random head: codes and field get gradients from the first step
+        model.deform.head.normal_(0.0, 1e-3)
+    return model
 
 
 @torch.no_grad()
@@ -116,7 +119,7 @@ def refine_canonical(model: MorphableSDF, samples: dict[str, torch.Tensor], step
         opt.zero_grad()
         loss.backward()
         opt.step()
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
         if log and step % 50 == 0:
             log({"stage": "canonical", "step": step, "l1_cm": loss_value})
     return loss_value
@@ -236,7 +239,7 @@ def train_deformation(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
         done = step + 1
         if done % int(cfg["log_every"]) == 0 or done == total:
             log({"stage": "deform", "step": done, "loss": loss_value, "rms_mm": 10 * math.sqrt(loss_value),
@@ -268,7 +271,7 @@ def train_texture(decoder: TextureDecoder, masks: torch.Tensor, cfg: dict, log: 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
         if (step + 1) % int(cfg["log_every"]) == 0:
             log({"stage": "texture", "step": step + 1, "l1": loss_value})
     return {"texture_l1": loss_value}
@@ -319,7 +322,7 @@ def fit_folder(
     z = torch.zeros(m, model.geo_dim, requires_grad=True)
     groups = [{"params": [z], "lr": float(cfg["folder_code_lr"])}]
     if fine_tune:
-        groups.append({"params": list(model.deform.mlp.parameters()) + list(model.canonical.parameters()),
+        groups.append({"params": list(model.deform.parameters()) + list(model.canonical.parameters()),
                        "lr": float(cfg["folder_lr"])})
     opt = torch.optim.Adam(groups)
     steps, batch, seed = int(cfg["folder_steps"]), int(cfg["folder_batch"]), int(cfg["seed"])
@@ -336,7 +339,7 @@ def fit_folder(
         target = torch.gather(data["sdf"][meshes], 1, pi).clamp(-1.0, 1.0)
         srf = torch.gather(data["surface"][meshes], 1, si[..., None].expand(-1, -1, 3))
         codes = model.codes(z[meshes], data["expr"][meshes])
-        pred = model.sdf(torch.cat([pts, srf], 1), codes, iterations=4)
+        pred = model.sdf(torch.cat([pts, srf], 1), codes, iterations=4, seeded=False)
         sdf_loss = (pred[:, : pts.shape[1]].clamp(-1.0, 1.0) - target).abs().mean()
         surface_loss = pred[:, pts.shape[1]:].abs().mean()
         prior = float(cfg["folder_code_reg"]) * (z[meshes] ** 2).sum(-1).mean()
@@ -346,7 +349,7 @@ def fit_folder(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses = {"sdf_l1_mm": 10 * float(sdf_loss), "surface_mm": 10 * float(surface_loss), "prior": float(prior)}
+        losses = {"sdf_l1_mm": 10 * float(sdf_loss.detach()), "surface_mm": 10 * float(surface_loss.detach()), "prior": float(prior.detach())}
         if (step + 1) % int(cfg["log_every"]) == 0 or step + 1 == steps:
             log({"stage": "folder", "step": step + 1, **losses})
     return z.detach(), losses
