@@ -380,6 +380,20 @@ def _tap_index(i, size, boundary):
     return i if 0 <= i < size else -1
 
 
+@nb.njit(inline="always")
+def _bilinear_taps(u, v, tex_w, tex_h, boundary):
+    """Columns ``c0, c1``, rows ``r0, r1`` (-1: no texel) and fractions ``ax, ay`` of a bilinear lookup."""
+    fx = u * tex_w - 0.5
+    fy = v * tex_h - 0.5
+    x0 = int(math.floor(fx))
+    y0 = int(math.floor(fy))
+    c0 = _tap_index(x0, tex_w, boundary)
+    c1 = _tap_index(x0 + 1, tex_w, boundary)
+    r0 = _tap_index(y0, tex_h, boundary)
+    r1 = _tap_index(y0 + 1, tex_h, boundary)
+    return c0, c1, r0, r1, fx - x0, fy - y0
+
+
 @nb.njit(parallel=True, cache=True)
 def texture_linear_forward(tex, uv, boundary, out):
     """Bilinear lookup: ``tex [1 or B, Ht, Wt, C]``, ``uv [B, H, W, 2]`` -> ``out [B, H, W, C]``.
@@ -398,16 +412,7 @@ def texture_linear_forward(tex, uv, boundary, out):
                 for ch in range(channels):
                     out[b, y, x, ch] = out[b, y, x - 1, ch]
                 continue
-            fx = uv[b, y, x, 0] * tex_w - 0.5
-            fy = uv[b, y, x, 1] * tex_h - 0.5
-            x0 = int(math.floor(fx))
-            y0 = int(math.floor(fy))
-            ax = fx - x0
-            ay = fy - y0
-            c0 = _tap_index(x0, tex_w, boundary)
-            c1 = _tap_index(x0 + 1, tex_w, boundary)
-            r0 = _tap_index(y0, tex_h, boundary)
-            r1 = _tap_index(y0 + 1, tex_h, boundary)
+            c0, c1, r0, r1, ax, ay = _bilinear_taps(uv[b, y, x, 0], uv[b, y, x, 1], tex_w, tex_h, boundary)
             w00 = (1.0 - ax) * (1.0 - ay) if r0 >= 0 and c0 >= 0 else 0.0
             w01 = ax * (1.0 - ay) if r0 >= 0 and c1 >= 0 else 0.0
             w10 = (1.0 - ax) * ay if r1 >= 0 and c0 >= 0 else 0.0
@@ -431,16 +436,7 @@ def _texture_linear_grad_uv(tex, uv, boundary, grad_out, grad_uv):
         slope_y = np.empty(channels, tex.dtype)
         for x in range(width):
             if not (x > 0 and uv[b, y, x, 0] == uv[b, y, x - 1, 0] and uv[b, y, x, 1] == uv[b, y, x - 1, 1]):
-                fx = uv[b, y, x, 0] * tex_w - 0.5
-                fy = uv[b, y, x, 1] * tex_h - 0.5
-                x0 = int(math.floor(fx))
-                y0 = int(math.floor(fy))
-                ax = fx - x0
-                ay = fy - y0
-                c0 = _tap_index(x0, tex_w, boundary)
-                c1 = _tap_index(x0 + 1, tex_w, boundary)
-                r0 = _tap_index(y0, tex_h, boundary)
-                r1 = _tap_index(y0 + 1, tex_h, boundary)
+                c0, c1, r0, r1, ax, ay = _bilinear_taps(uv[b, y, x, 0], uv[b, y, x, 1], tex_w, tex_h, boundary)
                 for ch in range(channels):
                     t00 = tex[tb, r0, c0, ch] if r0 >= 0 and c0 >= 0 else 0.0
                     t01 = tex[tb, r0, c1, ch] if r0 >= 0 and c1 >= 0 else 0.0
@@ -474,16 +470,7 @@ def _texture_linear_grad_tex(uv, boundary, grad_out, grad_tex):
                     run[ch] += grad_out[b, y, x, ch]
                 if x + 1 < width and uv[b, y, x + 1, 0] == uv[b, y, x, 0] and uv[b, y, x + 1, 1] == uv[b, y, x, 1]:
                     continue  # the next pixel samples the same point: keep summing
-                fx = uv[b, y, x, 0] * tex_w - 0.5
-                fy = uv[b, y, x, 1] * tex_h - 0.5
-                x0 = int(math.floor(fx))
-                y0 = int(math.floor(fy))
-                ax = fx - x0
-                ay = fy - y0
-                c0 = _tap_index(x0, tex_w, boundary)
-                c1 = _tap_index(x0 + 1, tex_w, boundary)
-                r0 = _tap_index(y0, tex_h, boundary)
-                r1 = _tap_index(y0 + 1, tex_h, boundary)
+                c0, c1, r0, r1, ax, ay = _bilinear_taps(uv[b, y, x, 0], uv[b, y, x, 1], tex_w, tex_h, boundary)
                 for ch in range(channels):
                     g = run[ch]
                     run[ch] = 0.0
@@ -609,6 +596,13 @@ def _pair_target(x, y, d, alpha_value, first_front):
     return x, y, x2, y2
 
 
+@nb.njit(inline="always")
+def _pair_touching(x, y, n):
+    """The ``n``-th (0..3) pair touching pixel (x, y), as its lower-left pixel and direction:
+    (x, y)->right, (x, y)->up, (x-1, y)->right, (x, y-1)->up."""
+    return (x - 1 if n == 2 else x), (y - 1 if n == 3 else y), (1 if (n == 1 or n == 3) else 0)
+
+
 @nb.njit(parallel=True, cache=True)
 def antialias_forward(color, alpha, front_is_first, out):
     """``out = color`` plus, per pair, ``|alpha - 0.5| (color_source - color_target)`` at the target.
@@ -622,11 +616,8 @@ def antialias_forward(color, alpha, front_is_first, out):
         for x in range(width):
             for ch in range(channels):
                 out[b, y, x, ch] = color[b, y, x, ch]
-            # The four pairs touching (x, y): (x, y)->right, (x, y)->up, (x-1, y)->right, (x, y-1)->up.
             for n in range(4):
-                px = x - 1 if n == 2 else x
-                py = y - 1 if n == 3 else y
-                d = 1 if (n == 1 or n == 3) else 0
+                px, py, d = _pair_touching(x, y, n)
                 if px < 0 or py < 0:
                     continue
                 a = alpha[b, py, px, d]
@@ -651,9 +642,7 @@ def antialias_backward_color(color, alpha, front_is_first, grad_out, grad_color)
             for ch in range(channels):
                 grad_color[b, y, x, ch] = grad_out[b, y, x, ch]
             for n in range(4):
-                px = x - 1 if n == 2 else x
-                py = y - 1 if n == 3 else y
-                d = 1 if (n == 1 or n == 3) else 0
+                px, py, d = _pair_touching(x, y, n)
                 if px < 0 or py < 0:
                     continue
                 a = alpha[b, py, px, d]
