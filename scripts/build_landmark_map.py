@@ -14,12 +14,17 @@ Steps:
    points only onto triangles that do not follow jawOpen, lower ones only onto those that do); the
    iris centres go to the pupil and the iris ring points to the limbus of the fitted eyeballs;
 4. weights: face-oval (silhouette) points 0.3, iris ring 0.5, others 1, times
-   ``1 / (1 + (residual / 0.4 cm)^2)``.
+   ``1 / (1 + (residual / 0.4 cm)^2)``;
+5. MediaPipe calibration (skip with ``--no-calibrate``): random ICT identities (seed 777; evaluation
+   uses other seeds) are rendered under random head poses, half neutral, half with one expression; MediaPipe's
+   detections are taken back into the head frame (true pose, true depths for the perspective) and the
+   offsets over the neutral frames are regressed on the head rotation; the constant part is added to the
+   shipped layer's rest landmarks, both parts go to ``mediapipe_calibration.safetensors``.
 
 Needs ``../shared`` (ICT FaceKit and MediaPipe's canonical face). ``--png`` writes a front/side plot of
 both point sets for a visual check.
 
-    python scripts/build_landmark_map.py [--png check.png] [--force] [--json]
+    python scripts/build_landmark_map.py [--png check.png] [--force] [--json] [--no-calibrate]
 """
 
 from __future__ import annotations
@@ -32,13 +37,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import point_cloud_utils as pcu
+from safetensors.torch import save_file
 from scipy.optimize import lsq_linear
 
 from avatar.errors import AvatarInputError
-from avatar.io import atomic_write_text
+from avatar.io import atomic_output_file, atomic_write_text
 from avatar.morphable import gaze
 from avatar.morphable.ict import load_ict_facekit
 from avatar.morphable.landmarks import (
+    CALIBRATION_FILE,
     FACE_OVAL,
     IRIS_LEFT,
     IRIS_RIGHT,
@@ -52,6 +59,7 @@ from avatar.morphable.landmarks import (
     LandmarkLayer,
     LandmarkMap,
     landmark_regions,
+    pose_features,
 )
 from avatar.paths import shared_dir
 
@@ -61,6 +69,7 @@ NUM_IDENTITY_LAYER = 40  # identity modes shipped in the landmark layer
 ICP_ITERATIONS = 12
 RESIDUAL_SCALE_CM = 0.4
 REGION_WEIGHT = {"oval": 0.3, "iris_ring": 0.5}
+POSE_RIDGE = 0.3  # ridge on the pose-dependent calibration terms (frames × rad² units)
 
 
 def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -283,12 +292,59 @@ def plot(path: Path, ict, landmark_map: LandmarkMap, aligned: np.ndarray, verts:
     image.save(path)
 
 
+def calibrate(ict, landmark_map: LandmarkMap, num_identities: int, frames_per_identity: int) -> tuple[dict, dict]:
+    """MediaPipe's offsets from the mapped points on rendered ICT heads (see the module docstring, step 5).
+
+    Over the neutral frames, each landmark coordinate's offset is regressed on ``[1, pose_features(r)]``
+    (ridge on the pose terms; two rounds, the second down-weighting frames beyond 2.5 robust sigmas).
+    """
+    from drivers.tracking import FaceMeshDetector
+    from drivers.tracking_eval import SyntheticFaceRenderer, calibration_residuals
+
+    renderer = SyntheticFaceRenderer(ict)
+    with FaceMeshDetector(max_num_faces=1, static_image_mode=True) as detector:
+        offsets, weights, rotations = calibration_residuals(renderer, landmark_map, detector, num_identities, frames_per_identity, seed=777)
+    neutral = weights.sum(1) == 0
+    features = np.stack([pose_features(r) for r in rotations[neutral]])
+    design = np.concatenate([np.ones((len(features), 1)), features], 1)
+    targets = offsets[neutral].reshape(int(neutral.sum()), -1)
+    ridge = np.diag([0.0] + [POSE_RIDGE] * features.shape[1])
+    frame_weight = np.ones((len(design), targets.shape[1]))
+    for _ in range(2):
+        coef = np.empty((design.shape[1], targets.shape[1]))
+        for j in range(targets.shape[1]):
+            dw = design * frame_weight[:, j : j + 1]
+            coef[:, j] = np.linalg.solve(dw.T @ design + ridge, dw.T @ targets[:, j])
+        residual = targets - design @ coef
+        sigma = 1.4826 * np.median(np.abs(residual), axis=0) + 1e-6
+        frame_weight = (np.abs(residual) <= 2.5 * sigma).astype(np.float64)
+    mean_offset = coef[0].reshape(-1, 3)
+    pose_offset = coef[1:].reshape(features.shape[1], -1, 3)
+    info = {
+        "identities": num_identities,
+        "frames": int(len(offsets)),
+        "neutral_frames": int(neutral.sum()),
+        "seed": 777,
+        "mean_offset_cm": float(np.linalg.norm(mean_offset, axis=1).mean()),
+        "residual_rms_cm": float(np.sqrt((residual**2).mean() * 3)),
+        "pose_offset_rms_cm_at_20deg_yaw": float(np.sqrt(((pose_offset[1] * 0.35 + pose_offset[4] * 0.35**2) ** 2).sum(1).mean())),
+    }
+    calibration = {
+        "mean_offset": torch.from_numpy(mean_offset.astype(np.float32)),
+        "pose_offset": torch.from_numpy(pose_offset.astype(np.float32)),
+    }
+    return calibration, info
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=LANDMARKS_DIR, help="output folder (default assets/landmarks)")
     parser.add_argument("--png", type=Path, help="write a visual check here")
     parser.add_argument("--force", action="store_true", help="overwrite existing assets")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--no-calibrate", action="store_true", help="skip the MediaPipe calibration on renders")
+    parser.add_argument("--calibration-identities", type=int, default=60, help="identities rendered for the calibration")
+    parser.add_argument("--calibration-frames", type=int, default=8, help="frames per calibration identity")
     args = parser.parse_args(argv)
     root = shared_dir()
     if root is None:
@@ -302,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
 
     neutral = ict.neutral
     centres = gaze.eye_centres(neutral, ict.faces, ict.face_parts, ict.part_names)
+    calibration = None
+    if not args.no_calibrate:
+        calibration, report["calibration"] = calibrate(ict, landmark_map, args.calibration_identities, args.calibration_frames)
     layer = LandmarkLayer.from_vertex_model(
         landmark_map,
         neutral,
@@ -309,8 +368,12 @@ def main(argv: list[str] | None = None) -> int:
         ict.expression_deltas,
         ict.expression_names,
         eye_centres=centres,
+        calibration=calibration,
     )
     args.out.mkdir(parents=True, exist_ok=True)
+    if calibration is not None:
+        with atomic_output_file(args.out / CALIBRATION_FILE, force=args.force) as tmp:
+            save_file({k: v.contiguous() for k, v in calibration.items()}, str(tmp), metadata={"info": json.dumps(report["calibration"])})
     atomic_write_text(args.out / MAP_FILE, json.dumps(landmark_map.to_json(), indent=None, separators=(",", ":")) + "\n", force=args.force)
     layer.save(
         args.out / LAYER_FILE,
@@ -319,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             "built_by": "scripts/build_landmark_map.py",
             "identity": "first ICT PCA modes, variance-scaled (codes ~ N(0, 1))",
             "eye_centres": centres.tolist(),
+            "mediapipe_calibration": calibration is not None,
         },
         basis_dtype=torch.float16,
         force=args.force,

@@ -18,6 +18,7 @@ from avatar.morphable.landmarks import (
     LandmarkLayer,
     load_landmark_layer,
     load_landmark_map,
+    load_mediapipe_calibration,
 )
 from avatar.morphable.template import load_template
 
@@ -91,7 +92,10 @@ def test_layer_matches_map_and_template(template, landmark_map, neutral_landmark
     assert layer.mean.shape == (478, 3) and layer.expression_basis.shape == (53, 478, 3)
     assert layer.num_identity >= 20
     assert layer.expression_names == template.expression_names
-    assert torch.allclose(layer.mean, torch.from_numpy(neutral_landmarks), atol=1e-4)
+    calibration = load_mediapipe_calibration()
+    offset = torch.zeros(478, 3) if calibration is None else calibration["mean_offset"]
+    assert offset.abs().max() < 1.5  # MediaPipe's offsets are millimetres, not centimetres
+    assert torch.allclose(layer.mean, torch.from_numpy(neutral_landmarks) + offset, atol=1e-4)
     assert torch.equal(layer.landmarks()[0], layer.mean)
 
 
@@ -151,8 +155,9 @@ def test_shipped_layer_equals_ict_restriction(shared, landmark_map):
     k = layer.num_identity
     centres = gaze.eye_centres(ict.neutral, ict.faces, ict.face_parts, ict.part_names)
     fresh = LandmarkLayer.from_vertex_model(
-        landmark_map, ict.neutral, ict.identity_deltas[:k], ict.expression_deltas, ict.expression_names, centres
-    )
+        landmark_map, ict.neutral, ict.identity_deltas[:k], ict.expression_deltas, ict.expression_names, centres,
+        calibration=load_mediapipe_calibration(),
+    )  # fmt: skip
     assert torch.allclose(fresh.mean, layer.mean, atol=1e-5)
     assert torch.allclose(fresh.expression_basis, layer.expression_basis, atol=2e-3)
     assert torch.allclose(fresh.identity_basis, layer.identity_basis, atol=2e-3)
@@ -161,4 +166,5 @@ def test_shipped_layer_equals_ict_restriction(shared, landmark_map):
     z, w = torch.randn(1, k, generator=g), torch.rand(1, 53, generator=g) * 0.3
     w[:, [i for i, n in enumerate(ict.expression_names) if n.startswith("eyeLook")]] = 0
     verts = ict.vertices(z, w)
-    assert torch.allclose(landmark_map.interpolate(verts), layer.landmarks(z, w), atol=5e-3)
+    offset = load_mediapipe_calibration()["mean_offset"]
+    assert torch.allclose(landmark_map.interpolate(verts) + offset, layer.landmarks(z, w), atol=5e-3)

@@ -23,6 +23,16 @@ vertex model on the ICT topology (the ICT model itself, or a trained morphable m
 per-identity morph targets); the shipped asset ``assets/landmarks/mediapipe_ict_layer.safetensors``
 is the ICT FaceKit model's (first identity modes), so tracking works from a bare clone. The iris rows
 carry the eyeball rotation of :mod:`avatar.morphable.gaze` for the ``eyeLook*`` shapes.
+
+**MediaPipe calibration** (``assets/landmarks/mediapipe_calibration.safetensors``): MediaPipe does not put
+its points exactly where the geometric correspondence says (its depth is a network guess, it sees lips,
+brows and lids by their appearance). ``scripts/build_landmark_map.py`` renders random ICT identities
+(never the ones evaluation uses) under random head poses, runs MediaPipe and records, in the head frame,
+where each detected landmark lies relative to its mapped point. The offsets are regressed on the head
+rotation (:func:`pose_features`: MediaPipe pulls the far side of a turned face towards its frontal mean
+shape): the constant part ``mean_offset`` is added to the layer's rest landmarks (pass the calibration to
+:meth:`LandmarkLayer.from_vertex_model` so any model's layer speaks MediaPipe's dialect); the
+pose-dependent part ``pose_offset`` is applied by the tracker per frame.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ LANDMARKS_DIR = ASSETS_DIR / "landmarks"
 MAP_FILE = "mediapipe_ict_map.json"
 LAYER_FILE = "mediapipe_ict_layer.safetensors"
 LAYER_CONFIG_FILE = "mediapipe_ict_layer.json"
+CALIBRATION_FILE = "mediapipe_calibration.safetensors"
 
 #: Landmarks of MediaPipe Face Mesh with ``refine_landmarks=True``.
 NUM_MEDIAPIPE_LANDMARKS = 478
@@ -291,6 +302,7 @@ class LandmarkLayer:
         expression_deltas: torch.Tensor | np.ndarray,
         expression_names: tuple[str, ...] | list[str],
         eye_centres: torch.Tensor | np.ndarray | None = None,
+        calibration: dict[str, torch.Tensor] | None = None,
     ) -> LandmarkLayer:
         """Restrict a linear vertex model on the ICT topology to the landmarks.
 
@@ -302,6 +314,8 @@ class LandmarkLayer:
             expression_names: the E names.
             eye_centres: eyeball centres of (left, right) eye, shape :math:`(2, 3)`; when given, the iris
                 landmarks get the eyeball rotation of :mod:`avatar.morphable.gaze` for the eyeLook shapes.
+            calibration: detector offsets (:func:`load_mediapipe_calibration`): ``mean_offset`` (L, 3) is
+                added to the rest landmarks.
 
         Returns:
             the :class:`LandmarkLayer`.
@@ -315,6 +329,8 @@ class LandmarkLayer:
         names = tuple(expression_names)
         if eye_centres is not None:
             expression_basis = _add_eye_rotation(expression_basis, mean, names, torch.as_tensor(eye_centres, dtype=torch.float32))
+        if calibration is not None:
+            mean = mean + calibration["mean_offset"].to(mean)
         weight = torch.as_tensor(landmark_map.weight, dtype=torch.float32)
         return cls(mean.contiguous(), identity_basis.contiguous(), expression_basis.contiguous(), weight, names)
 
@@ -381,6 +397,45 @@ def load_landmark_layer(path: str | Path | None = None) -> LandmarkLayer:
 @lru_cache(maxsize=1)
 def _default_layer() -> LandmarkLayer:
     return LandmarkLayer.load(LANDMARKS_DIR / LAYER_FILE)
+
+
+def pose_features(rotation_vector: np.ndarray) -> np.ndarray:
+    """Features of a head rotation that MediaPipe's pose-dependent offsets are linear in.
+
+    Args:
+        rotation_vector: axis-angle head rotation (rad, camera-relative), shape :math:`(3,)`.
+
+    Returns:
+        ``(rx, ry, rz, rx², ry², rz², rx·ry, rx·rz, ry·rz)``, shape :math:`(9,)`.
+    """
+    r = np.asarray(rotation_vector, dtype=np.float64)
+    return np.array([r[0], r[1], r[2], r[0] ** 2, r[1] ** 2, r[2] ** 2, r[0] * r[1], r[0] * r[2], r[1] * r[2]])
+
+
+def load_mediapipe_calibration(path: str | Path | None = None) -> dict[str, torch.Tensor] | None:
+    """The MediaPipe detector offsets, or ``None`` if not built.
+
+    Returns:
+        ``mean_offset`` (478, 3) cm in the head frame, and ``pose_offset`` (9, 478, 3): the change of the
+        offsets per unit of each :func:`pose_features` term.
+    """
+    if path is None:
+        return _default_calibration()
+    return _read_calibration(Path(path))
+
+
+@lru_cache(maxsize=1)
+def _default_calibration() -> dict[str, torch.Tensor] | None:
+    return _read_calibration(LANDMARKS_DIR / CALIBRATION_FILE)
+
+
+def _read_calibration(path: Path) -> dict[str, torch.Tensor] | None:
+    if not path.is_file():
+        return None
+    try:
+        return {k: v.float() for k, v in load_file(str(path)).items()}
+    except (OSError, ValueError) as exc:
+        raise AvatarInputError(f"MediaPipe calibration {path} is corrupt ({exc}); rebuild it with scripts/build_landmark_map.py") from exc
 
 
 def _add_eye_rotation(

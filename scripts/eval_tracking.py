@@ -1,0 +1,192 @@
+"""Evaluate the face tracker (drivers.tracking): synthetic ground truth, MediaPipe's golden pair, real clips.
+
+1. Synthetic ground truth: ``--sequences`` clips of held-out random ICT identities (seed ``--seed``; the
+   landmark calibration used seed 777) with known expression-weight and head-pose trajectories, rendered
+   through ``renderers`` (512², perspective camera 60 cm away), encoded as H.264 mp4 and tracked from the
+   file like any user clip. Reports per-weight MAE (target ≤ 0.08) and head rotation error (target ≤ 2°).
+2. External reference: MediaPipe's own blendshape test pair (478 landmarks in, 52 scores out):
+   Pearson / Spearman correlation of our weights with MediaPipe's scores.
+3. Real clips (``shared/media/videos``): frames with a face, and on the clips with speech the
+   correlation of jawOpen with the audio RMS envelope (RMS over 100 ms windows; target ≥ 0.4), at zero
+   lag and at the best lag with the mouth leading the sound by 0–100 ms (visible articulation precedes
+   the acoustic signal by 100–300 ms: Chandrasekaran et al., PLoS Comput Biol 2009).
+
+    python scripts/eval_tracking.py [--json] [--sequences 10] [--frames 90] [--seed 2024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from avatar.errors import AvatarInputError
+from avatar.paths import REPO_ROOT, shared_dir
+from drivers.tracking import TrackerConfig, track_landmarks, track_video
+from drivers.tracking_eval import (
+    SyntheticFaceRenderer,
+    audio_rms_per_frame,
+    load_blendshape_golden,
+    rotation_error_deg,
+    synthetic_sequences,
+    to_arkit52,
+)
+
+TALKING_CLIPS = ("WDA_AlexandriaOcasioCortez_000.mp4", "d11.mp4", "d12.mp4", "pyfeat_single_face.mp4")
+MAX_LEAD_FRAMES = 3  # the mouth may lead the sound envelope by up to 0.1 s
+
+
+def synthetic(args, shared: Path) -> dict:
+    from avatar.morphable.ict import load_ict_facekit
+    from drivers.media import write_video
+
+    ict = load_ict_facekit()
+    names = ict.expression_names
+    renderer = SyntheticFaceRenderer(ict)
+    clips = synthetic_sequences(names, args.sequences, args.frames, fps=30.0, seed=args.seed)
+    cache = args.cache / f"synthetic_seed{args.seed}_{args.frames}f"
+    cache.mkdir(parents=True, exist_ok=True)
+    errors, rotations, found, per_clip = [], [], [], []
+    for i, clip in enumerate(clips):
+        video = cache / f"clip{i:02d}.mp4"
+        if not video.is_file():
+            frames = renderer.render(clip.identity, clip.weights, clip.head_rotation, clip.head_translation)
+            write_video(video, frames, fps=30.0, force=True)
+        result = track_video(video, fps=30.0)
+        count = min(result.num_frames, len(clip.weights))
+        err = np.abs(result.weights.numpy()[:count] - clip.weights[:count])
+        rot = rotation_error_deg(result.head_rotation.numpy()[:count], clip.head_rotation[:count])
+        errors.append(err)
+        rotations.append(rot)
+        found.append(result.face_found.numpy()[:count])
+        per_clip.append({"clip": i, "mae": float(err.mean()), "rotation_error_deg": float(rot.mean())})
+        if not args.json:
+            print(f"  clip {i:2d}: weight MAE {err.mean():.3f}  rotation error {rot.mean():.2f}°")
+    err = np.concatenate(errors)
+    per_weight = err.mean(0)
+    rot = np.concatenate(rotations)
+    active = np.concatenate([c.weights[: len(e)] for c, e in zip(clips, errors)]) > 0.1
+    return {
+        "sequences": len(clips),
+        "frames_per_sequence": args.frames,
+        "seed": args.seed,
+        "weight_mae": float(per_weight.mean()),
+        "weight_mae_max": float(per_weight.max()),
+        "weight_mae_worst": {names[i]: round(float(per_weight[i]), 4) for i in np.argsort(-per_weight)[:8]},
+        "weight_mae_when_active": float(err[active].mean()),
+        "weights_within_0.08": int((per_weight <= 0.08).sum()),
+        "per_weight_mae": {n: round(float(v), 4) for n, v in zip(names, per_weight)},
+        "rotation_error_deg_mean": float(rot.mean()),
+        "rotation_error_deg_median": float(np.median(rot)),
+        "rotation_error_deg_p95": float(np.percentile(rot, 95)),
+        "face_found": float(np.concatenate(found).mean()),
+        "per_clip": per_clip,
+    }
+
+
+def golden(shared: Path) -> dict:
+    landmarks, scores, image_size = load_blendshape_golden(shared / "data" / "mediapipe_canonical_face" / "blendshape_golden")
+    result = track_landmarks([[landmarks]], image_size, fps=30.0)
+    ours = to_arkit52(result.weights.numpy()[0], result.expression_names)
+    keys = sorted(k for k in scores if k in ours)
+    a = np.array([ours[k] for k in keys])
+    b = np.array([scores[k] for k in keys])
+    top = sorted(keys, key=lambda k: -scores[k])[:8]
+    return {
+        "pearson": float(np.corrcoef(a, b)[0, 1]),
+        "spearman": float(spearmanr(a, b).correlation),
+        "num_blendshapes": len(keys),
+        "top_mediapipe": {k: {"mediapipe": round(scores[k], 3), "ours": round(ours[k], 3)} for k in top},
+    }
+
+
+def real_clips(shared: Path, as_json: bool) -> dict:
+    from drivers.media import probe, read_audio
+
+    out = {}
+    correlations = []
+    for path in sorted((shared / "media" / "videos").glob("*.mp4")):
+        start = time.perf_counter()
+        info = probe(path)
+        result = track_video(path, fps=30.0)
+        seconds = time.perf_counter() - start
+        entry = {
+            "frames": result.num_frames,
+            "face_found": float(result.face_found.float().mean()),
+            "audio": "none" if not info.has_audio else ("silent" if info.audio_is_silent else "sound"),
+            "seconds": round(seconds, 2),
+        }
+        if info.has_audio and not info.audio_is_silent and path.name in TALKING_CLIPS:
+            rms = audio_rms_per_frame(read_audio(path), 16000, 30.0, result.num_frames)
+            jaw = result.weights.numpy()[:, result.expression_names.index("jawOpen")]
+            leads = {lead: _lead_corr(jaw, rms, lead) for lead in range(MAX_LEAD_FRAMES + 1)}
+            best = max(leads, key=leads.get)
+            entry.update({"jaw_rms_corr": round(leads[0], 4), "jaw_rms_corr_best_lead": round(leads[best], 4), "best_lead_frames": best})
+            correlations.append((leads[0], leads[best]))
+        out[path.name] = entry
+        if not as_json:
+            print(f"  {path.name:40s} {json.dumps(entry)}")
+    mean = np.mean(correlations, axis=0) if correlations else (None, None)
+    return {
+        "clips": out,
+        "jaw_rms_corr_mean": None if mean[0] is None else float(mean[0]),
+        "jaw_rms_corr_best_lead_mean": None if mean[1] is None else float(mean[1]),
+    }
+
+
+def _lead_corr(jaw: np.ndarray, rms: np.ndarray, lead: int) -> float:
+    """Correlation of jaw[t] with rms[t + lead] (the mouth leading the sound by ``lead`` frames)."""
+    if lead > 0:
+        jaw, rms = jaw[:-lead], rms[lead:]
+    return float(np.corrcoef(jaw, rms)[0, 1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--sequences", type=int, default=10, help="synthetic clips")
+    parser.add_argument("--frames", type=int, default=90, help="frames per synthetic clip (30 fps)")
+    parser.add_argument("--seed", type=int, default=2024, help="seed of the held-out synthetic identities and motions")
+    parser.add_argument("--cache", type=Path, default=REPO_ROOT / "cache" / "eval_tracking", help="rendered clips are kept here")
+    parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--skip-real", action="store_true")
+    args = parser.parse_args(argv)
+    shared = shared_dir()
+    if shared is None:
+        raise AvatarInputError("../shared is needed (ICT data, MediaPipe golden pair, media)")
+    report: dict = {"tracker": {"camera_distance_cm": TrackerConfig().camera_distance}}
+    if not args.skip_synthetic:
+        if not args.json:
+            print("synthetic ground truth:")
+        report["synthetic"] = synthetic(args, shared)
+    report["golden"] = golden(shared)
+    if not args.skip_real:
+        if not args.json:
+            print("real clips:")
+        report["real"] = real_clips(shared, args.json)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        if "synthetic" in report:
+            s = report["synthetic"]
+            print(
+                f"synthetic: weight MAE {s['weight_mae']:.3f} (target <= 0.08; worst {s['weight_mae_max']:.3f}), "
+                f"rotation error {s['rotation_error_deg_mean']:.2f} deg (target <= 2), faces found {s['face_found']:.3f}"
+            )
+            print(f"  worst weights: {s['weight_mae_worst']}")
+        g = report["golden"]
+        print(f"golden: Pearson {g['pearson']:.3f}, Spearman {g['spearman']:.3f} over {g['num_blendshapes']} blendshapes")
+        if "real" in report:
+            r = report["real"]
+            print(f"real: mean jawOpen/audio-RMS correlation {r['jaw_rms_corr_mean']} at zero lag, "
+                  f"{r['jaw_rms_corr_best_lead_mean']} with the mouth leading by up to 100 ms (target >= 0.4)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
