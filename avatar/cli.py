@@ -6,6 +6,7 @@ Bad input raises :class:`avatar.errors.AvatarInputError` (or ``renderers.RenderI
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,8 +83,50 @@ def demo(
     typer.echo(result.summary())
 
 
+@app.command()
+def track(
+    clip: Path = typer.Argument(..., help="A video (mp4, mov, mkv, webm, avi) that shows a face."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Motion file [default: <clip stem>.motion.npz]."),
+    csv: bool = typer.Option(False, "--csv", help="Also write a Live Link Face-style CSV beside it."),
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a side-by-side preview .mp4."),
+    avatar_dir: Optional[Path] = typer.Option(None, "--avatar", help="Avatar bundle for the preview [default: built-in]."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+) -> None:
+    """Track a face in a video into 53 ARKit expression weights + head pose at 30 fps (performance capture)."""
+    from drivers.track_command import run_track_command
+
+    with _progress() as progress:
+        task = progress.add_task("tracking", total=None)
+
+        def update(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total)
+
+        result = run_track_command(clip, out, csv=csv, preview=preview, avatar_dir=avatar_dir, force=force,
+                                   progress=update)
+    typer.echo(result.summary())
+
+
+def _silence_native_stderr() -> None:
+    """Send what native libraries write to file descriptor 2 (MediaPipe's TFLite/absl start-up logs) to
+    /dev/null, while Python's own ``sys.stderr`` (errors, warnings, progress) keeps the terminal.
+    ``AVATAR_NATIVE_LOGS=1`` keeps the native logs."""
+    if os.environ.get("AVATAR_NATIVE_LOGS") == "1":
+        return
+    try:
+        sys.stderr.flush()
+        terminal = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        return
+    sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
+    err_console.file = sys.stderr
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors become one line and exit code 2."""
+    _silence_native_stderr()
     try:
         app(args=argv, standalone_mode=True)
     except AvatarInputError as error:

@@ -25,7 +25,8 @@ from avatar.errors import AvatarInputError
 _TMP_PREFIX = ".tmp-"
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (temporary files are private; finished ones get the normal mode)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -91,7 +92,7 @@ def atomic_output_dir(path: str | os.PathLike, force: bool = False) -> Iterator[
     tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, suffix="-" + path.name, dir=path.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~umask())
         _commit(tmp, path, force)
     except BaseException:
         _remove(tmp)
@@ -127,7 +128,7 @@ def atomic_output_file(path: str | os.PathLike, force: bool = False) -> Iterator
         yield tmp
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~umask())
         _commit(tmp, path, force)
     except BaseException:
         _remove(tmp)

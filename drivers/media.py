@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from avatar.errors import AvatarInputError
+from avatar.io import umask
 
 MOTION_FPS = 30.0
 AUDIO_SAMPLE_RATE = 16000
@@ -757,6 +758,7 @@ class VideoWriter:
                 raise AvatarInputError(
                     f"{self.path}: appeared while writing; pass force=True (--force) to overwrite"
                 )
+            os.chmod(self._tmp, 0o666 & ~umask())  # mkstemp made it private; give it a normal file's mode
             os.replace(self._tmp, self.path)
             self._tmp = None
         except BaseException:
