@@ -124,6 +124,73 @@ def evaluate(weights: Path, identities: int, per_identity: int, samples: int, se
     }
 
 
+def render_grid(weights: Path, out_dir: Path, identities: int, expressions: int, size: int, force: bool) -> list[Path]:
+    """Held-out identities (rows) × held-out expressions (column pairs: model | ICT ground truth), and a
+    strip of decoded textures on template-mode heads; rendered through ``renderers``.
+
+    Writes ``morphable_grid.png`` and ``morphable_textures.png`` into ``out_dir``.
+    """
+    import io
+
+    from PIL import Image
+
+    from avatar.io import atomic_write_bytes
+    from renderers.camera import frame_points
+    from renderers.lighting import default_sh
+    from renderers.mesh import render_mesh, to_uint8_image
+
+    fm = FaceModel.load(weights)
+    ict = load_ict_facekit()
+    z_all, w_all, labels = ict_split_codes(ict, "test", identities, int(fm.record["data"]["test_expressions"]), fm.geo_dim)
+    # expressive held-out combinations: the ones that move the face most
+    motion = np.abs(w_all).sum(1)
+    chosen = np.argsort(-motion)[: max(expressions * 3, expressions)][::3][:expressions]
+    light = default_sh()
+    rows = []
+    camera = None
+    for i in range(identities):
+        row = []
+        for e in chosen:
+            z, w = torch.from_numpy(z_all[i : i + 1]), torch.from_numpy(w_all[e : e + 1])
+            mesh = fm.mesh(z, w, mode="narrow_band", with_uv=False)
+            gt = linear_vertices(ict, z, w)[0]
+            gv, gf, _ = skin_mesh(ict, gt.numpy(), fm.template.neck_loop)
+            gv, gf = torch.from_numpy(gv), torch.from_numpy(gf.astype(np.int64))
+            if camera is None:
+                camera = frame_points(gv[torch.unique(gf)], (size, size), yaw_deg=25.0, fill=0.85)
+            for v, f in ((mesh.vertices, mesh.faces.long()), (gv, gf)):
+                out = render_mesh(v, f, None, None, None, camera, light)
+                row.append(to_uint8_image(out.rgba[0], (1.0, 1.0, 1.0)))
+        rows.append(np.concatenate(row, 1))
+    grid = np.concatenate(rows, 0)
+    written = []
+
+    def png(image):
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")
+        return buf.getvalue()
+
+    written.append(atomic_write_bytes(out_dir / "morphable_grid.png", png(grid), force=force))
+    # textures: template mode with decoded albedo for a few texture codes
+    t = fm.template
+    overlay = [t.part_names.index(n) for n in ("M_EyeOcclusion", "M_LacrimalFluid", "M_EyeBlend", "M_EyeLashes")]
+    keep = ~np.isin(t.face_parts, overlay) & t.part_face_mask()
+    faces = torch.from_numpy(t.faces[keep]).long()
+    uv = torch.from_numpy(np.array(t.uv)) * torch.tensor([0.5, 1.0])  # two-tile atlas → [0, 1]²
+    uv_faces = torch.from_numpy(t.uv_faces[keep]).long()
+    gen = torch.Generator().manual_seed(3)
+    tiles = []
+    for k in range(4):
+        z_tex = torch.randn(1, fm.tex_dim, generator=gen)
+        z_tex[0, 0] = (-1.5, -0.3, 0.8, 2.2)[k]  # a range of skin tones
+        albedo = fm.texture(z_tex, 256)[0].flip(1).permute(1, 2, 0)  # row 0 at the top
+        v = fm.template_vertices(torch.from_numpy(z_all[k % identities : k % identities + 1]), torch.zeros(1, 53))[0].detach()
+        out = render_mesh(v, faces, uv, uv_faces, albedo ** (1 / 2.2), camera, light)
+        tiles.append(to_uint8_image(out.rgba[0], (1.0, 1.0, 1.0)))
+    written.append(atomic_write_bytes(out_dir / "morphable_textures.png", png(np.concatenate(tiles, 1)), force=force))
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR)
@@ -132,8 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=50_000, help="surface samples per mesh for the metrics")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--images", type=Path, default=None, help="also render morphable_grid.png / morphable_textures.png here")
+    parser.add_argument("--force", action="store_true", help="replace existing images")
     args = parser.parse_args(argv)
     try:
+        if args.images is not None:
+            for path in render_grid(args.weights, args.images, 3, 3, 256, args.force):
+                print(f"wrote {path}", file=sys.stderr)
         t0 = time.time()
         result = evaluate(args.weights, args.identities, args.per_identity, args.samples, args.seed)
         result["eval_seconds"] = round(time.time() - t0, 1)

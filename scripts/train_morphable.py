@@ -99,7 +99,11 @@ def train_ict(cfg: dict, run_dir: Path, cache_dir: Path, resume: bool, minutes: 
     log({"stage": "canonical", "l1_mm": 10 * canonical_l1, "seconds": round(time.time() - t_start, 1)})
 
     # 3. deformation field
-    deadline = None if minutes is None else t_start + 60 * minutes - 120  # leave time for parts/texture/export
+    deadline = None
+    if minutes is not None:  # budget in 2-core-equivalent minutes: process CPU time / threads
+        threads = int(tc.get("threads", 2))
+        setup = time.process_time()
+        deadline = lambda spent: (setup + spent["cpu_seconds"]) / threads > 60 * minutes - 240  # noqa: E731
     losses = train_deformation(model, teacher, samples_t, tc, ckpt, log, deadline)
 
     # 4. explicit parts
@@ -117,6 +121,7 @@ def train_ict(cfg: dict, run_dir: Path, cache_dir: Path, resume: bool, minutes: 
         losses["texture_l1"] = json.loads((run_dir / "texture.json").read_text())["texture_l1"]
     losses["canonical_l1_mm"] = 10 * canonical_l1
     losses["train_seconds"] = round(time.time() - t_start, 1)
+    losses["process_cpu_seconds"] = round(time.process_time(), 1)
     return model, decoder, losses
 
 
@@ -164,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: <cache>/runs/morphable)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="dataset cache (default: ~/.cache/avatar)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --run-dir")
-    parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget; checkpoints and stops in time")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="budget in 2-core-equivalent minutes (process CPU time / train.threads, so a shared "
+                             "machine does not count other users' load); checkpoints and stops in time")
     parser.add_argument("--mesh-folder", type=Path, default=None, help="train on a folder of meshes instead of ICT")
     parser.add_argument("--units", default="cm", help="units of the folder meshes: cm, mm or m")
     parser.add_argument("--init", type=Path, default=None, help="folder mode: start from these weights")

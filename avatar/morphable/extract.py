@@ -176,12 +176,12 @@ def narrow_band_mesh(
     hi = f_idx.max(0) + 1
     volume = np.full(tuple(hi - lo), f_spacing * 4, dtype=np.float32)
     volume[tuple((f_idx - lo).T)] = sdf
+    # scikit-image processes the cube whose *upper* corner is marked in ``mask``
     mask = np.zeros(tuple(hi - lo), dtype=bool)
-    cells = f_cells[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    mask[: cells.shape[0], : cells.shape[1], : cells.shape[2]] = cells
+    mask[1:, 1:, 1:] = f_cells[lo[0] : hi[0] - 1, lo[1] : hi[1] - 1, lo[2] : hi[2] - 1]
     verts, faces, _, _ = marching_cubes(volume, level=0.0, spacing=(f_spacing,) * 3, mask=mask)
     verts = (verts + lo * f_spacing + box_min).astype(np.float32)
-    faces = faces[:, ::-1].astype(np.int32)  # outward normals for sdf < 0 inside
+    faces = faces.astype(np.int32)  # skimage orients them outward for sdf < 0 inside
     if keep_largest and len(faces):
         verts, faces = largest_component(verts, faces)
     return verts, faces, stats

@@ -206,9 +206,13 @@ def train_deformation(
     cfg: dict,
     checkpoint: Checkpoint,
     log: Callable[[dict], None],
-    deadline: float | None = None,
+    deadline: Callable[[dict], bool] | None = None,
 ) -> dict:
-    """Distil the deformation field from the teacher (resumable). Returns the final losses."""
+    """Distil the deformation field from the teacher (resumable). Returns the final losses.
+
+    ``deadline(spent)`` gets the cumulative ``cpu_seconds`` / ``wall_seconds`` of this stage (over
+    resumed runs too) and returns True to checkpoint and stop.
+    """
     field = model.deform
     scales = code_scales(model.geo_dim, model.expr_dim, float(cfg["expression_scale"]))
     targets, head, trunc = svd_head(teacher, scales, field.head.shape[-1])
@@ -229,6 +233,14 @@ def train_deformation(
     total, batch, seed = int(cfg["deform_steps"]), int(cfg["batch"]), int(cfg["seed"])
     loss_value = float("nan") if progress is None else float(progress.get("loss", "nan"))
     t0 = time.time()
+    c0 = time.process_time()
+    cpu_before = 0.0 if progress is None else float(progress.get("cpu_seconds", 0.0))
+    wall_before = 0.0 if progress is None else float(progress.get("wall_seconds", 0.0))
+
+    def spent() -> dict:
+        return {"cpu_seconds": round(cpu_before + time.process_time() - c0, 1),
+                "wall_seconds": round(wall_before + time.time() - t0, 1)}
+
     step = start
     for step in range(start, total):
         for group, peak in zip(opt.param_groups, (cfg["lr_grid"], cfg["lr"])):
@@ -242,16 +254,16 @@ def train_deformation(
         loss_value = float(loss.detach())
         done = step + 1
         if done % int(cfg["log_every"]) == 0 or done == total:
-            log({"stage": "deform", "step": done, "loss": loss_value, "rms_mm": 10 * math.sqrt(loss_value),
-                 "seconds": round(time.time() - t0, 1)})
+            log({"stage": "deform", "step": done, "loss": loss_value, "rms_mm": 10 * math.sqrt(loss_value), **spent()})
         if done % int(cfg["checkpoint_every"]) == 0 or done == total:
-            checkpoint.save("deform", {"deform": field}, opt, {"step": done, "loss": loss_value})
-        if deadline is not None and time.time() > deadline:
-            checkpoint.save("deform", {"deform": field}, opt, {"step": done, "loss": loss_value})
+            checkpoint.save("deform", {"deform": field}, opt, {"step": done, "loss": loss_value, **spent()})
+        if deadline is not None and deadline(spent()):
+            checkpoint.save("deform", {"deform": field}, opt, {"step": done, "loss": loss_value, **spent()})
             log({"stage": "deform", "stopped_at": done, "reason": "time budget"})
             break
     return {"deform_loss": loss_value, "deform_rms_mm": 10 * math.sqrt(loss_value) if loss_value == loss_value else None,
-            "svd_truncation_rms_mm": 10 * trunc, "deform_steps_done": step + 1 if total else 0}
+            "svd_truncation_rms_mm": 10 * trunc, "deform_steps_done": step + 1 if total else 0,
+            "deform_" + "cpu_seconds": spent()["cpu_seconds"], "deform_wall_seconds": spent()["wall_seconds"]}
 
 
 def train_texture(decoder: TextureDecoder, masks: torch.Tensor, cfg: dict, log: Callable[[dict], None]) -> dict:
