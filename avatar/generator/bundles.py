@@ -1,0 +1,96 @@
+"""Generated and edited identities as ``.avatar`` bundles (the same format as ``avatar fit``).
+
+:func:`bundle_from_head` assembles an :class:`~avatar.bundle.AvatarBundle` from a head model and
+codes — the baked neutral mesh, the 53 morph targets, the atlas UVs and parts — exactly as
+:func:`avatar.fitting.pipeline.to_bundle` does for a fit. :func:`preview_views` renders the
+``preview.png`` of a generated avatar: the head at yaw −40°, 0°, +40°, neutral (top row) and
+smiling with the mouth slightly open (bottom row); for an edit the rows are before | after.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from avatar.bundle import AvatarBundle
+
+#: Side of each preview panel in pixels.
+PREVIEW_PANEL = 224
+
+
+def bundle_from_head(head, z_geo: torch.Tensor, z_tex: torch.Tensor, texture: torch.Tensor, meta: dict,
+                     expression: torch.Tensor | None = None, head_rotation: torch.Tensor | None = None,
+                     head_translation: torch.Tensor | None = None, sh_light: torch.Tensor | None = None,
+                     preview: np.ndarray | None = None, report: dict | None = None) -> AvatarBundle:
+    """An :class:`AvatarBundle` for one identity of a :class:`~avatar.fitting.head.HeadModel`.
+
+    Args:
+        head: the head model.
+        z_geo: identity code, shape :math:`(K,)`.
+        z_tex: texture code, shape :math:`(T,)`.
+        texture: albedo atlas, row 0 at the top, shape :math:`(S, S, 3)` in [0, 1].
+        meta: extra ``avatar.json`` fields (``created_by``, ...); the head model is added.
+        expression: the bundle's expression, shape :math:`(53,)` (default neutral).
+        head_rotation: axis-angle, shape :math:`(3,)` (default zero).
+        head_translation: cm, shape :math:`(3,)` (default zero).
+        sh_light: lighting, shape :math:`(9, 1)`, or ``None``.
+        preview: ``preview.png`` image, shape :math:`(H, W, 3)` uint8, or ``None``.
+        report: ``report.json`` document, or ``None``.
+
+    Returns:
+        the bundle (neutral mesh baked from ``z_geo``; morph targets = the head's expression basis).
+    """
+    z_geo = torch.as_tensor(z_geo, dtype=torch.float32).reshape(-1)
+    with torch.no_grad():
+        neutral, deltas = head.bake(z_geo)
+    names = head.expression_names
+    return AvatarBundle(
+        z_geo=z_geo.clone(),
+        z_tex=torch.as_tensor(z_tex, dtype=torch.float32).reshape(-1).clone(),
+        expression=torch.zeros(len(names)) if expression is None else expression.clone(),
+        head_rotation=torch.zeros(3) if head_rotation is None else head_rotation.clone(),
+        head_translation=torch.zeros(3) if head_translation is None else head_translation.clone(),
+        vertices=neutral.clone(),
+        expression_deltas=deltas.clone(),
+        faces=head.faces.clone(),
+        uv=torch.from_numpy(head.atlas.uv.copy()),
+        uv_faces=torch.from_numpy(head.atlas.uv_faces.copy()),
+        face_parts=torch.from_numpy(head.face_parts.astype(np.int16)),
+        part_names=head.part_names,
+        expression_names=names,
+        neck_pivot=head.neck_pivot.clone(),
+        texture=texture.detach().clone(),
+        sh_light=sh_light,
+        meta={**meta, "head_model": {"source": head.source, **head.info}},
+        preview=preview,
+        report=report,
+    )
+
+
+def preview_views(bundles: list[AvatarBundle], panel: int = PREVIEW_PANEL, smile: bool = True) -> np.ndarray:
+    """Preview rows: each bundle at yaw −40°, 0°, +40° (neutral); with ``smile`` and one bundle a second
+    row smiling.
+
+    Args:
+        bundles: one bundle (generate) or two (edit: before, after).
+        panel: pixels per view.
+        smile: add the smiling row (one bundle only).
+
+    Returns:
+        the image, shape :math:`(R·panel, 3·panel, 3)` uint8.
+    """
+    from avatar.fitting.preview import PREVIEW_EXPRESSION, novel_views
+    from avatar.morphable.codes import expression_dict_to_weights
+
+    rows = []
+    frame = bundles[0].vertices
+    for bundle in bundles:
+        keep = bundle.export_face_mask()
+        faces, uv_faces = bundle.faces[keep], bundle.uv_faces[keep]
+        with torch.no_grad():
+            rows.append(novel_views(bundle.vertices[None], faces, bundle.uv, uv_faces, bundle.texture[None], frame, panel))
+            if smile and len(bundles) == 1:
+                weights = expression_dict_to_weights(PREVIEW_EXPRESSION, bundle.expression_names)[0]
+                smiling = bundle.vertices + (weights @ bundle.expression_deltas.reshape(len(weights), -1)).reshape(-1, 3)
+                rows.append(novel_views(smiling[None], faces, bundle.uv, uv_faces, bundle.texture[None], frame, panel))
+    return np.concatenate([np.concatenate(r, 1) for r in rows], 0)
