@@ -1,7 +1,24 @@
 """avatar: one photo to an animatable 3D head that listens.
 
 Stages, one folder each: ``avatar.morphable`` (shape), ``avatar.fitting`` (photo → codes),
-``renderers`` (pixels), ``drivers`` (time).
+``renderers`` (pixels), ``drivers`` (time)::
+
+    import avatar
+    a = avatar.fit("photo.jpg")                      # or avatar.load("photo.avatar")
+    frame = a.render(expression={"jawOpen": 0.4}, yaw=0.3, size=512)
+
+The public functions are imported on first use, so ``import avatar`` stays light.
 """
 
 __version__ = "0.1.0"
+
+_LAZY = {"fit": "avatar.api", "load": "avatar.api", "Avatar": "avatar.api"}
+__all__ = ["Avatar", "fit", "load", "__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'avatar' has no attribute {name!r}")
