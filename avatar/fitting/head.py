@@ -24,8 +24,12 @@ atlas (:mod:`avatar.morphable.uv_atlas`) with fixed colours for eyes, teeth and 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -74,7 +78,7 @@ class HeadModel:
         landmarks_68: vertex ids of the Multi-PIE 68 landmarks, shape :math:`(68,)` (numpy).
         expression_names: the 53 names (ICT order, ARKit spelling).
         source: where the bases came from (``"face_model"`` or ``"ict"``), recorded in bundles.
-        texture_decoder: ``z_tex (B, T) -> albedo (B, S, S, 3)`` in the atlas, or ``None``.
+        texture_decoder: ``(z_tex (B, T), size, face_only) -> albedo (B, size, size, 3)`` in the atlas, or ``None``.
         tex_dim: size of ``z_tex``.
         info: provenance (model name, weights hash, identity codes).
         pupil_uv: atlas coordinates of the front pole of each sclera (where the iris is painted).
@@ -91,7 +95,7 @@ class HeadModel:
     landmarks_68: np.ndarray
     expression_names: tuple[str, ...]
     source: str
-    texture_decoder: Callable[[torch.Tensor], torch.Tensor] | None = None
+    texture_decoder: Callable[..., torch.Tensor] | None = None
     tex_dim: int = 3
     info: dict = field(default_factory=dict)
     pupil_uv: tuple[tuple[float, float], ...] = ()
@@ -170,31 +174,47 @@ class HeadModel:
         neutral = self.rest_vertices(z_geo.reshape(1, -1))[0]
         return neutral, self.expression_basis
 
-    def landmark_layer(self, landmark_map: LandmarkMap | None = None) -> LandmarkLayer:
-        """This head restricted to MediaPipe's 478 landmarks (identity and expression bases)."""
+    def landmark_layer(self, landmark_map: LandmarkMap | None = None, calibrated: bool = True) -> LandmarkLayer:
+        """This head restricted to MediaPipe's 478 landmarks (identity and expression bases).
+
+        Args:
+            landmark_map: the correspondence (default: the shipped one).
+            calibrated: add MediaPipe's measured per-landmark offsets (where the detector puts each
+                point relative to its geometric correspondence, ``assets/landmarks``), when installed.
+        """
         landmark_map = landmark_map or load_landmark_map()
-        return LandmarkLayer.from_vertex_model(
+        layer = LandmarkLayer.from_vertex_model(
             landmark_map, self.mean, self.identity_basis, self.expression_basis, self.expression_names
         )
+        offset = mediapipe_offsets() if calibrated else None
+        if offset is not None and offset.shape == layer.mean.shape:
+            layer = replace(layer, mean=(layer.mean + offset).contiguous())
+        return layer
 
     # ---------------------------------------------------------------- appearance
-    def albedo(self, z_tex: torch.Tensor, size: int = 256) -> torch.Tensor:
+    def albedo(self, z_tex: torch.Tensor, size: int = 256, face_only: bool = False) -> torch.Tensor:
         """The albedo prior in the atlas.
 
         Args:
             z_tex: texture code, shape :math:`(B, T)`.
             size: atlas side in texels.
+            face_only: only the face region is needed (faster; other texels may be 0).
 
         Returns:
             albedo, shape :math:`(B, size, size, 3)` in [0, 1], row 0 at the top.
         """
         if self.texture_decoder is not None:
-            albedo = self.texture_decoder(z_tex)
-            if albedo.shape[1] != size:
-                albedo = torch.nn.functional.interpolate(albedo.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
-                                                         align_corners=False).permute(0, 2, 3, 1)
-            return albedo.clamp(0, 1)
+            return self.texture_decoder(z_tex, size, face_only).clamp(0, 1)
         return paint_irises(flat_albedo(z_tex, size), self.pupil_uv, torch.tensor(PART_ALBEDO["M_IrisLeft"]))
+
+
+def mediapipe_offsets() -> torch.Tensor | None:
+    """MediaPipe's calibration offsets in the head frame (cm), shape :math:`(478, 3)`, or ``None``."""
+    from avatar.morphable import landmarks as lm
+
+    loader = getattr(lm, "load_mediapipe_calibration", None)
+    calibration = loader() if loader is not None else None
+    return None if calibration is None else calibration["mean_offset"].float()
 
 
 def flat_albedo(skin_rgb: torch.Tensor, size: int) -> torch.Tensor:
@@ -331,8 +351,30 @@ def _assemble(mean: torch.Tensor, identity_basis: torch.Tensor, expression_basis
     )
 
 
+def parametric_texture_decoder(pupil_uv=()) -> tuple[Callable[[torch.Tensor, int], torch.Tensor], int]:
+    """The documented parametric skin model of :mod:`avatar.morphable.texture` as an atlas decoder.
+
+    It is the texture teacher the face model's decoder is trained to reproduce, so the ICT head gets
+    the same albedo prior (12 codes: melanin, haemoglobin, lips, brows, ...) without trained weights.
+
+    Returns:
+        ``decoder(z_tex (B, 12), size) -> (B, size, size, 3)`` and the code size.
+    """
+    from avatar.morphable.texture import SKIN_PARAMS, landmark_uv, parametric_albedo, region_masks
+
+    template = load_template()
+    uv68 = landmark_uv(template.faces, template.uv_faces, template.uv, template.landmarks_68)
+    masks = torch.from_numpy(region_masks(uv68, 128))
+
+    def decoder(z_tex: torch.Tensor, size: int = 256, face_only: bool = False) -> torch.Tensor:
+        return decoder_to_atlas(parametric_albedo(z_tex, masks), size, pupil_uv, face_only)
+
+    return decoder, len(SKIN_PARAMS)
+
+
 def head_from_ict(num_identity: int = DEFAULT_IDENTITY_CODES, path=None) -> HeadModel:
-    """The ICT FaceKit linear model as a :class:`HeadModel` (needs ``../shared``).
+    """The ICT FaceKit linear model as a :class:`HeadModel` (needs ``../shared``), with the parametric
+    skin model as its albedo prior (:func:`parametric_texture_decoder`).
 
     Args:
         num_identity: identity modes to keep (≤ 100).
@@ -344,51 +386,159 @@ def head_from_ict(num_identity: int = DEFAULT_IDENTITY_CODES, path=None) -> Head
     template = load_template()
     if ict.neutral.shape != template.neutral.shape:
         raise AvatarInputError("the ICT model and the shipped template disagree in topology; rebuild assets/template")
-    return _assemble(
+    head = _assemble(
         torch.from_numpy(np.array(ict.neutral, dtype=np.float32)),
         torch.from_numpy(np.array(ict.identity_deltas[:num_identity], dtype=np.float32)),
         torch.from_numpy(np.array(ict.expression_deltas, dtype=np.float32)),
         "ict",
-        {"model": "ICT FaceKit Light (linear)", "identity_codes": int(num_identity)},
+        {"model": "ICT FaceKit Light (linear)", "identity_codes": int(num_identity),
+         "texture_model": "avatar.morphable.texture parametric skin model"},
     )
+    head.texture_decoder, head.tex_dim = parametric_texture_decoder(head.pupil_uv)
+    return head
 
 
 def face_model_available() -> bool:
     """Whether trained face-model weights are installed (``assets/morphable``)."""
     try:
-        from avatar.morphable import face_model  # noqa: F401
+        from avatar.morphable.api import WEIGHTS_DIR
+        from avatar.morphable.io import CONFIG_FILE, WEIGHTS_FILE
     except ImportError:
         return False
-    return bool(getattr(face_model, "weights_available", lambda: False)())
+    return (WEIGHTS_DIR / WEIGHTS_FILE).is_file() and (WEIGHTS_DIR / CONFIG_FILE).is_file()
 
 
-def head_from_face_model(model=None) -> HeadModel:
-    """The trained implicit morphable model, evaluated in template mode, as a :class:`HeadModel`.
+def face_model_bases(face_model) -> tuple[torch.Tensor, torch.Tensor]:
+    """Template-mode bases of a trained :class:`avatar.morphable.api.FaceModel`, exactly.
 
-    The deformation field is linear in ``[z_geo, expression]``, so the template vertices at code
-    ``e_k`` minus those at code 0 are exactly the k-th basis.
+    Its deformation is ``D(p; c) = Σ_k c_k (W_k h(p) + b_k)`` and the explicit parts move by
+    code-linear motions, so template vertices are ``rest + Σ_k c_k B_k``: the field's per-code
+    displacements at the skin vertices (one pass of the feature network) and the parts' motions at
+    unit codes give every ``B_k``.
 
     Args:
-        model: a loaded ``avatar.morphable.face_model.FaceModel`` (default: the shipped one).
-    """
-    from avatar.morphable import face_model
+        face_model: the loaded model.
 
-    model = model if model is not None else face_model.FaceModel.load()
-    geo_dim, expr_dim = int(model.geo_dim), int(model.expr_dim)
+    Returns:
+        rest vertices, shape :math:`(V, 3)`; bases for ``[z_geo, expression]``, shape :math:`(K, V, 3)`.
+    """
+    sdf = face_model.model
+    rest, skin_ids = face_model.rest, face_model.skin_ids
+    codes = sdf.num_codes
+    bases = torch.zeros(codes, rest.shape[0], 3)
     with torch.no_grad():
-        zero_geo, zero_expr = torch.zeros(1, geo_dim), torch.zeros(1, expr_dim)
-        mean = model.template_vertices(zero_geo, zero_expr)[0]
-        eye = torch.eye(geo_dim + expr_dim)
-        chunks = []
-        for start in range(0, len(eye), 16):
-            codes = eye[start:start + 16]
-            chunks.append(model.template_vertices(codes[:, :geo_dim], codes[:, geo_dim:]) - mean)
-        bases = torch.cat(chunks)
-    decoder = getattr(model, "texture", None)
-    tex_dim = int(getattr(model, "tex_dim", 3))
-    info = {"model": "avatar.morphable FaceModel", **dict(getattr(model, "info", {}) or {})}
-    return _assemble(mean, bases[:geo_dim], bases[geo_dim:], "face_model", info,
-                     texture_decoder=decoder if callable(decoder) else None, tex_dim=tex_dim)
+        for start in range(0, len(skin_ids), 8192):
+            ids = skin_ids[start:start + 8192]
+            bases[:, ids] = sdf.deform.all_displacements(rest[ids]).permute(1, 0, 2)
+        part_ids = sdf.parts.vertex_ids
+        if part_ids.numel():
+            part_rest = rest[part_ids]
+            moved = sdf.parts.displacement(part_rest, torch.eye(codes))
+            field_mask = sdf.parts.use_field[sdf.parts.component]
+            if bool(field_mask.any()):
+                moved[:, field_mask] = sdf.deform.all_displacements(part_rest[field_mask]).permute(1, 0, 2)
+            bases[:, part_ids] = moved
+    return rest.clone(), bases
+
+
+def decoder_to_atlas(albedo: torch.Tensor, size: int, pupil_uv=(), face_only: bool = False) -> torch.Tensor:
+    """The face model's two-tile albedo (ICT tiles 0–1) moved into the single-image atlas.
+
+    Args:
+        albedo: shape :math:`(B, 3, H, 2H)`, row 0 at v = 0 (:meth:`FaceModel.texture`).
+        size: atlas side in texels.
+        pupil_uv: where to paint the irises (see :func:`paint_irises`).
+        face_only: fill only the face region (the rest stays 0) — all the photometric fit samples.
+
+    Returns:
+        atlas albedo, shape :math:`(B, size, size, 3)`, row 0 at the top; differentiable.
+    """
+    from avatar.morphable.uv_atlas import BACK_HEAD_REGION, FACE_REGION
+
+    height = albedo.shape[2]
+    image = albedo.flip(2)  # row 0 at the top (v = 1)
+    regions = ((FACE_REGION, image[..., :height]),) if face_only else (
+        (FACE_REGION, image[..., :height]), (BACK_HEAD_REGION, image[..., height:]))
+    if face_only:
+        out = albedo.new_zeros(albedo.shape[0], size, size, 3)
+    else:
+        out = flat_albedo(image[:, :, :, :height].mean((2, 3)), size)
+    for region, tile in regions:
+        r0, r1, c0, c1 = region_pixel_box(region, size)
+        resized = torch.nn.functional.interpolate(tile, size=(r1 - r0, c1 - c0), mode="bilinear", align_corners=False)
+        out = out.clone() if not face_only else out
+        out[:, r0:r1, c0:c1] = resized.permute(0, 2, 3, 1)
+    return out if face_only else paint_irises(out, pupil_uv, torch.tensor(PART_ALBEDO["M_IrisLeft"]))
+
+
+def _bases_cache_path(weights_file) -> Path | None:
+    root = os.environ.get("AVATAR_CACHE", str(Path.home() / ".cache" / "avatar"))
+    try:
+        stat = Path(weights_file).stat()
+    except OSError:
+        return None
+    key = hashlib.sha1(f"{Path(weights_file).resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return Path(root) / f"head_bases_{key}.safetensors"
+
+
+def head_from_face_model(face_model=None) -> HeadModel:
+    """The trained implicit morphable model, evaluated in template mode, as a :class:`HeadModel`.
+
+    The bases (:func:`face_model_bases`) are cached in ``$AVATAR_CACHE`` (default
+    ``~/.cache/avatar``), keyed by the weights file, so later fits load them instead of evaluating
+    the network.
+
+    Args:
+        face_model: a loaded :class:`avatar.morphable.api.FaceModel` (default: the shipped weights).
+    """
+    from safetensors.torch import load_file, save_file
+
+    from avatar.morphable.api import WEIGHTS_DIR, FaceModel
+    from avatar.morphable.io import WEIGHTS_FILE
+
+    shipped = face_model is None
+    face_model = FaceModel.load() if shipped else face_model
+    geo_dim = int(face_model.geo_dim)
+    cache = _bases_cache_path(WEIGHTS_DIR / WEIGHTS_FILE) if shipped else None
+    rest = bases = None
+    if cache is not None and cache.is_file():
+        try:
+            cached = load_file(str(cache))
+            rest, bases = cached["rest"], cached["bases"]
+        except Exception:  # a damaged cache is rebuilt
+            rest = bases = None
+    if rest is None:
+        rest, bases = face_model_bases(face_model)
+        if cache is not None:
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(f".tmp{os.getpid()}")
+                save_file({"rest": rest.contiguous(), "bases": bases.contiguous()}, str(tmp))
+                os.replace(tmp, cache)
+            except OSError:
+                pass  # caching is an optimisation only
+    template = load_template()
+    atlas = atlas_layout(template.faces, template.uv, template.uv_faces, template.face_parts, template.part_names)
+    pupils = pupil_atlas_uv(rest.numpy(), template.faces, atlas.uv, atlas.uv_faces, template.face_parts,
+                            template.part_names)
+    tex_dim = int(face_model.tex_dim)
+
+    def texture_decoder(z_tex: torch.Tensor, size: int = 256, face_only: bool = False) -> torch.Tensor:
+        return decoder_to_atlas(face_model.texture_decoder(z_tex, None), size, pupils, face_only)
+
+    record = face_model.record if isinstance(face_model.record, dict) else {}
+    info = {"model": "avatar.morphable FaceModel", "identity_codes": geo_dim, "texture_codes": tex_dim,
+            **{k: record[k] for k in ("version", "trained", "final_losses") if k in record and _jsonable(record[k])}}
+    return _assemble(rest, bases[:geo_dim], bases[geo_dim:], "face_model", info, texture_decoder=texture_decoder,
+                     tex_dim=tex_dim)
+
+
+def _jsonable(value) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def load_head(source: str = "auto") -> HeadModel:

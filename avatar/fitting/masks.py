@@ -68,3 +68,54 @@ def lips_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     outer = region_mask(landmarks, size, _closed_contour(*LIPS_OUTER))
     inner = region_mask(landmarks, size, _closed_contour(*LIPS_INNER))
     return np.clip(outer - inner, 0.0, 1.0)
+
+
+def skin_colour_mask(image: np.ndarray, region: np.ndarray, chroma_sigmas: float = 3.0,
+                     dark: float = 0.4, bright: float = 2.2) -> np.ndarray:
+    """Pixels whose colour fits the face's own skin: removes hair, glasses, beards, deep shadows.
+
+    The skin colour is estimated robustly (median and MAD) from the pixels of ``region`` — mostly skin —
+    in log-chromaticity ``(log R/G, log B/G)``; a pixel is kept when its chromaticity lies within
+    ``chroma_sigmas`` robust standard deviations and its luminance within ``[dark, bright]`` times the
+    median (shading changes luminance, not chromaticity).
+
+    Args:
+        image: RGB in [0, 1], shape :math:`(H, W, 3)`.
+        region: where to estimate the skin colour (e.g. :func:`face_skin_mask` > 0.5), shape :math:`(H, W)`.
+        chroma_sigmas: chromaticity tolerance in robust standard deviations.
+        dark, bright: luminance range relative to the median skin luminance.
+
+    Returns:
+        mask in {0, 1}, shape :math:`(H, W)` float32 (all ones when ``region`` is nearly empty).
+    """
+    inside = np.asarray(region) > 0.5
+    if int(inside.sum()) < 50:
+        return np.ones(image.shape[:2], np.float32)
+    rgb = np.clip(np.asarray(image, dtype=np.float64), 1e-3, None)
+    chroma = np.stack([np.log(rgb[..., 0] / rgb[..., 1]), np.log(rgb[..., 2] / rgb[..., 1])], -1)
+    luminance = rgb @ np.array([0.299, 0.587, 0.114])
+    ref = chroma[inside]
+    centre = np.median(ref, axis=0)
+    spread = np.maximum(1.4826 * np.median(np.abs(ref - centre), axis=0), 0.03)
+    distance = np.sqrt((((chroma - centre) / spread) ** 2).sum(-1))
+    lum = np.median(luminance[inside])
+    keep = (distance < chroma_sigmas) & (luminance > dark * lum) & (luminance < bright * lum)
+    return keep.astype(np.float32)
+
+
+def feature_mask(landmarks: np.ndarray, size: tuple[int, int], width: float) -> np.ndarray:
+    """Brows, eyes (with lashes) and lips, drawn with an outline ``width`` pixels wide, shape :math:`(H, W)`.
+
+    These have their own colours (hair, lashes, lip red), so colour-based skin tests must not drop them.
+    """
+    points = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    height, w = size
+    image = Image.new("L", (w, height), 0)
+    draw = ImageDraw.Draw(image)
+    contours = [BROW_RIGHT, BROW_LEFT, _closed_contour(*LIPS_OUTER)]
+    contours += [_closed_contour(upper, lower) for upper, lower in (EYELID_RIGHT, EYELID_LEFT)]
+    for contour in contours:
+        polygon = _polygon(points, contour)
+        draw.polygon(polygon, fill=255)
+        draw.line(polygon + polygon[:1], fill=255, width=max(1, int(round(width))), joint="curve")
+    return np.asarray(image, dtype=np.float32) / 255.0

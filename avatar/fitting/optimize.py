@@ -35,7 +35,7 @@ from avatar.errors import AvatarInputError
 from avatar.fitting.camera import R_CV, Crop, fit_camera
 from avatar.fitting.detect import FaceObservation, crop_image
 from avatar.fitting.head import FACE_RENDER_PARTS, HeadModel
-from avatar.fitting.masks import face_skin_mask
+from avatar.fitting.masks import face_skin_mask, skin_colour_mask
 from avatar.morphable.landmarks import IRIS_LEFT, IRIS_RIGHT, REGIONS, load_landmark_map
 from renderers.mesh import vertex_normals
 
@@ -94,29 +94,38 @@ class FitConfig:
         expression_l2: weight of ``mean(w²)``; expression_l1: weight of ``mean(w)``.
         focal_prior: weight of ``log(f / f0)²``.
         photometric_weight: weight of the photometric term in stage 4.
+        photometric_landmark_weight: weight of the landmark term in stage 4 (1 in stage 2).
+        landmark_tolerance: in stage 4, the RMS landmark error (as a fraction of the inter-ocular
+            distance) up to which the photometric term may pull the fit away from MediaPipe — about
+            MediaPipe's own error on renders of known heads; beyond it a quadratic penalty applies.
+        landmark_tolerance_weight: weight of that penalty.
         landmark_lr / photometric_lr: Adam learning-rate scale of stages 2 and 4.
         depth_weight: weight of MediaPipe's depth in the initial similarity.
     """
 
     landmark_steps: int = 300
     pose_only_steps: int = 60
-    photometric_steps: int = 40
+    photometric_steps: int = 100
     render_size: int = 160
     texture_size: int = 1024
     identity_prior: float = 2e-5
     expression_l2: float = 2e-6
     expression_l1: float = 2e-6
     focal_prior: float = 1e-4
-    photometric_weight: float = 0.02
+    photometric_weight: float = 0.5
+    photometric_landmark_weight: float = 1.0
+    landmark_tolerance: float = 0.05
+    landmark_tolerance_weight: float = 10.0
     landmark_lr: float = 1.0
-    photometric_lr: float = 0.5
+    photometric_lr: float = 3.0
     depth_weight: float = 0.5
 
 
 QUALITY_PRESETS: dict[str, FitConfig] = {
-    "fast": FitConfig(landmark_steps=200, pose_only_steps=50, photometric_steps=0, render_size=128, texture_size=512),
+    "fast": FitConfig(landmark_steps=200, pose_only_steps=50, photometric_steps=30, render_size=128, texture_size=512),
     "default": FitConfig(),
-    "high": FitConfig(landmark_steps=500, pose_only_steps=80, photometric_steps=120, render_size=256, texture_size=2048),
+    "high": FitConfig(landmark_steps=400, pose_only_steps=80, photometric_steps=250, render_size=224, texture_size=2048,
+                      photometric_lr=2.0),
 }
 
 
@@ -197,12 +206,14 @@ class LandmarkTargets:
         depth: MediaPipe's relative depth in pixels, shape :math:`(L,)`.
         weight: per-landmark weight, shape :math:`(L,)`.
         face_scale: size of the face in pixels (landmark box diagonal), normalises the loss.
+        inter_ocular: distance between the iris centres in pixels.
     """
 
     points: torch.Tensor
     depth: torch.Tensor
     weight: torch.Tensor
     face_scale: float
+    inter_ocular: float
 
 
 def landmark_targets(observation: FaceObservation) -> LandmarkTargets:
@@ -213,8 +224,9 @@ def landmark_targets(observation: FaceObservation) -> LandmarkTargets:
     region = torch.from_numpy(landmark_map.region.astype(np.int64))
     weight[region == REGIONS.index("iris_centre")] *= 2.0
     extent = points.max(0).values - points.min(0).values
+    iod = float((points[IRIS_LEFT[0]] - points[IRIS_RIGHT[0]]).norm())
     return LandmarkTargets(points, torch.from_numpy(observation.landmarks[:, 2].astype(np.float32)), weight,
-                           float(extent.norm()))
+                           float(extent.norm()), max(iod, 0.05 * float(extent.norm())))
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -347,6 +359,13 @@ def _priors(state: FitState, config: FitConfig) -> dict[str, torch.Tensor]:
 def _landmark_loss(pred: torch.Tensor, targets: LandmarkTargets) -> torch.Tensor:
     err = ((pred[0] - targets.points) / targets.face_scale).square().sum(-1)
     return (targets.weight * err).sum() / targets.weight.sum()
+
+
+def _tolerance_penalty(pred: torch.Tensor, targets: LandmarkTargets, tolerance: float) -> torch.Tensor:
+    """``relu(rms / iod - tolerance)²``: the weighted RMS landmark error beyond a share of the inter-ocular distance."""
+    err = (pred[0] - targets.points).square().sum(-1)
+    rms = torch.sqrt((targets.weight * err).sum() / targets.weight.sum() + 1e-12)
+    return torch.relu(rms / targets.inter_ocular - tolerance).square()
 
 
 def fit_landmarks(head: HeadModel, layer, state: FitState, targets: LandmarkTargets, focal0: float, principal,
@@ -525,8 +544,8 @@ def fit_lighting(head: HeadModel, mesh: FaceRender, state: FitState, image: np.n
     state = state.detached()
     camera = fit_camera(focal0 * torch.exp(state.log_focal), state.translation, principal, image_size, crop)
     photo = photo_crop(image, crop)
-    skin_photo = torch.from_numpy(face_skin_mask(crop_landmarks(observation, crop), (crop.size, crop.size)))
-    albedo_tex = head.albedo(state.z_tex, 256) if head.texture_decoder is not None else None
+    skin_photo = torch.from_numpy(photo_skin_mask(photo[0].numpy(), observation, crop))
+    albedo_tex = head.albedo(state.z_tex, 256, face_only=True) if head.texture_decoder is not None else None
     with torch.no_grad():
         _, skin, normals, albedo = _render_face(head, mesh, state, camera, albedo_tex)
     mask = (skin[0, ..., 0] > 0.5) & (skin_photo > 0.5)
@@ -537,6 +556,13 @@ def fit_lighting(head: HeadModel, mesh: FaceRender, state: FitState, image: np.n
     if albedo_tex is None:
         state.z_tex = rgb.clamp(0.02, 1.0)[None]
     return state, {"lighting_pixels": int(mask.sum())}
+
+
+def photo_skin_mask(photo: np.ndarray, observation: FaceObservation, crop: Crop) -> np.ndarray:
+    """The photometric term's image-side mask in a crop: landmark-drawn facial skin whose colour fits
+    the face's skin (:func:`avatar.fitting.masks.skin_colour_mask`), shape :math:`(S, S)` float32."""
+    region = face_skin_mask(crop_landmarks(observation, crop), (crop.size, crop.size))
+    return region * skin_colour_mask(photo, region)
 
 
 def crop_landmarks(observation: FaceObservation, crop: Crop) -> np.ndarray:
@@ -563,7 +589,7 @@ def fit_photometric(head: HeadModel, layer, mesh: FaceRender, state: FitState, i
     """Stage 4: joint refinement with the photometric term through the rasterizer."""
     state = state.detached()
     photo = photo_crop(image, crop)
-    skin_photo = torch.from_numpy(face_skin_mask(crop_landmarks(observation, crop), (crop.size, crop.size)))[None, ..., None]
+    skin_photo = torch.from_numpy(photo_skin_mask(photo[0].numpy(), observation, crop))[None, ..., None]
     decoder = head.texture_decoder is not None
     params = {
         "rotation": (state.rotation, 0.003),
@@ -583,13 +609,14 @@ def fit_photometric(head: HeadModel, layer, mesh: FaceRender, state: FitState, i
     for step in range(steps):
         optimiser.zero_grad()
         camera = fit_camera(focal0 * torch.exp(state.log_focal), state.translation, principal, image_size, crop)
-        albedo_tex = head.albedo(state.z_tex, 256) if decoder else None
+        albedo_tex = head.albedo(state.z_tex, 256, face_only=True) if decoder else None
         colour, skin, _, _ = _render_face(head, mesh, state, camera, albedo_tex)
         mask = skin.detach() * skin_photo
         pred = project_landmarks(head, layer, state, focal0, principal, image_size)
         terms = {
             "photometric": config.photometric_weight * photometric_loss(colour, photo, mask),
-            "landmark": _landmark_loss(pred, targets),
+            "landmark": config.photometric_landmark_weight * _landmark_loss(pred, targets),
+            "landmark_tolerance": config.landmark_tolerance_weight * _tolerance_penalty(pred, targets, config.landmark_tolerance),
             **_priors(state, config),
         }
         if decoder:

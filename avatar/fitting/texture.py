@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 import renderers as dr
-from avatar.fitting.detect import FaceObservation
+from avatar.fitting.detect import FaceObservation, crop_image
 from avatar.fitting.head import OPAQUE_PARTS, HeadModel, paint_irises
-from avatar.fitting.masks import region_mask
+from avatar.fitting.masks import face_skin_mask, feature_mask, region_mask, skin_colour_mask
 from avatar.fitting.optimize import FitResult, face_crop, landmark_targets
 from avatar.morphable.landmarks import EYELID_LEFT, EYELID_RIGHT, FACE_OVAL, IRIS_LEFT, IRIS_RIGHT, LIPS_INNER
 from avatar.morphable.uv_atlas import BACK_HEAD_REGION, FACE_REGION, region_pixel_box
@@ -126,6 +126,19 @@ def _blur(image: torch.Tensor, radius: int) -> torch.Tensor:
     return out[0, 0]
 
 
+def _texture_mask_crop(image: np.ndarray, observation: FaceObservation, crop) -> torch.Tensor:
+    """Where the photo may texture the head, over a crop: :func:`texture_mask`, without pixels whose colour
+    is not skin (hair, glasses; :func:`~avatar.fitting.masks.skin_colour_mask`) except on the brows, eyes
+    and lips. Shape :math:`(S, S, 1)`."""
+    size = (crop.size, crop.size)
+    points = (observation.landmarks[:, :2] - np.array([crop.x0, crop.y0])) * crop.scale
+    pixels = crop_image(image, crop.x0, crop.y0, crop.scale, crop.size).astype(np.float32) / 255.0
+    region = texture_mask(points, size)
+    colour = skin_colour_mask(pixels, face_skin_mask(points, size) > 0.5)
+    features = feature_mask(points, size, width=0.02 * crop.size)
+    return torch.from_numpy(region * np.maximum(colour, features))[..., None]
+
+
 def pull_push(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Fill low-weight pixels from coarser levels (pull–push, Gortler et al. 1996).
 
@@ -204,8 +217,7 @@ def unwrap_texture(head: HeadModel, fit: FitResult, image: np.ndarray, observati
         view = torch.nn.functional.normalize(eye - p, dim=-1)
         cosine = (n * view).sum(-1)
         facing = ((cosine - 0.15) / 0.45).clamp(0, 1)
-        mask_image = torch.from_numpy(texture_mask(observation.landmarks, image.shape[:2]))
-        on_skin = _sample(mask_image[..., None], pixels)[:, 0]
+        on_skin = _sample(_texture_mask_crop(image, observation, crop), crop_pixels)[:, 0]
         weight = visible.float() * facing * on_skin
 
         photo = torch.from_numpy(image.astype(np.float32) / 255.0)
