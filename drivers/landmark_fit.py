@@ -1,23 +1,30 @@
 """Fit a linear landmark layer to detected 3-D landmarks: head pose + expression weights, per frame.
 
-The observation model (weak perspective, the geometry MediaPipe's face mesh itself predicts): detected
-landmarks ``P`` (image units, y up, z towards the viewer, see :func:`drivers.tracking.observation_from_mediapipe`)
-are ``P_l ≈ s R (S0_l + B_l w) + t`` with the head's rotation ``R``, scale ``s`` (image units per cm),
-translation ``t``, the identity's rest landmarks ``S0`` and the expression basis ``B`` of a
+Observation model: detected landmarks ``P`` (image units, y up, z towards the viewer, see
+:func:`drivers.tracking.observation_from_mediapipe`) of a head seen by a perspective camera. The
+perspective is undone POSIT-style (DeMenthon & Davis 1995: each landmark's image position is scaled by its
+depth relative to the head centre, MediaPipe's relative depth by the face's), after which the weak
+perspective model ``P_l ≈ s R (S0_l + B_l w) + t`` holds: head rotation ``R``, scale ``s`` (image units per
+cm), translation ``t``, the person's rest landmarks ``S0`` and the expression basis ``B`` of a
 :class:`~avatar.morphable.landmarks.LandmarkLayer`. Residuals are weighted per landmark (the map's
-confidence) and per axis (MediaPipe's depth is a network guess: weight ``depth_weight`` on z).
+confidence, plus ``rigid_weight`` × MediaPipe's rigid-landmark weights so the pose leans on points that
+expressions do not move) and per axis (MediaPipe's depth is a network guess: weight ``depth_weight`` on z).
 
-Per frame (cheap: a few 53×53 dense products and a 7×7 solve):
+Per frame (cheap: a 7×7 and a 53×53 dense system from precomputed moments of the basis):
 
-1. pose: Gauss–Newton on (rotation increment, log-scale, translation) from the previous frame's pose;
-2. expression: the bounded least-squares problem
-   ``min_w ||B w - Q||²_M + l2 ||w||² + l1 Σw + temporal ||w - w_prev||²`` s.t. ``0 ≤ w ≤ 1``
-   (``Q``: observations taken back into the head frame, ``M = Rᵀ diag(1, 1, depth_weight) R``) solved by
-   projected coordinate descent (a numba kernel) warm-started from the previous frame;
-3. steps 1–2 are alternated ``rounds`` times.
+- ``iterations`` joint Gauss–Newton steps on pose and weights: the residual is linearised in the pose
+  (rotation increment, log-scale, translation) and is linear in ``w``; the pose is eliminated (Schur
+  complement) and the bounded least squares
+  ``min_w ||r(w)||² + l2 ||w||² + l1 Σw + temporal ||w - w_prev||²`` s.t. ``0 ≤ w ≤ 1`` is solved by
+  projected coordinate descent (a numba kernel) warm-started from the previous frame;
+- the rest landmarks get MediaPipe's pose-dependent offsets at the current rotation (calibration).
 
-Identity (:meth:`LandmarkFitter.fit_identity`): alternate per-frame fits on a handful of frames with a
-ridge solve for the identity code shared by all of them; then :meth:`LandmarkFitter.set_identity` freezes it.
+Identity (:meth:`LandmarkFitter.fit_identity`): per-frame fits on a handful of frames alternate with a ridge
+solve for the identity code and a robust (median) estimate of free per-landmark offsets of this person;
+then both are frozen.
+
+Everything per frame runs in numba kernels without BLAS (BLAS worker threads spin-wait for the cores
+MediaPipe's own threads hold).
 """
 
 from __future__ import annotations
@@ -74,7 +81,7 @@ class FitConfig:
     pose_iterations: int = 2
     rigid_weight: float = 5.0
     qp_sweeps: int = 100
-    identity_rounds: int = 20
+    identity_rounds: int = 10
     identity_l1: float = 0.2
     offset_frames: float | None = 4.0
 
@@ -364,25 +371,6 @@ def _pose_step(raw_obs, shape, rot, scale, trans, wl, wa, focal):  # pragma: no 
 
 
 @numba.njit(cache=True)
-def _expression_step(raw_obs, rest, basis, moments, rot, scale, trans, w, wl, depth_weight, l2, l1, temporal, prev_w, sweeps, focal):  # pragma: no cover
-    """The bounded least-squares expression solve at a fixed pose (warm-started from ``w``).
-
-    ``min_w Σ_l ω_l |diag(1, 1, √depth_weight) (s R (S0_l + B_l w) + t - P_l)|² / s² + l2 |w|² + l1 Σ w
-    + temporal |w - prev_w|²`` subject to ``0 ≤ w ≤ 1``.
-
-    Returns:
-        the weights, shape (E,).
-    """
-    shape = _shape(rest, basis, w)
-    obs = _perspective_correct(raw_obs, shape, rot, scale, focal)
-    hessian, linear = _expression_system(obs, rot, scale, trans, rest, basis, moments, wl, depth_weight)
-    for e in range(w.shape[0]):
-        hessian[e, e] += l2 + temporal
-        linear[e] += temporal * prev_w[e] - l1
-    return box_least_squares(hessian, linear, w.copy(), sweeps, 1e-5)
-
-
-@numba.njit(cache=True)
 def _joint_step(raw_obs, rest, basis, moments, rest_moments, basis_sum, rot, scale, trans, w, wl, wa, l2, l1, temporal, prev_w, sweeps, focal):  # pragma: no cover
     """One Gauss–Newton step on pose and expression jointly, the expression kept in [0, 1].
 
@@ -572,6 +560,8 @@ class LandmarkFitter:
         self.axis_weight = np.array([1.0, 1.0, self.config.depth_weight])
         self.moments = np.ascontiguousarray(second_moments(self.basis, self.weight))
         self.basis_sum = np.ascontiguousarray(np.einsum("l,led->de", self.weight, self.basis))
+        if self.pose_offsets is not None:
+            self.pose_offset_moments = np.einsum("l,plc,led->pcde", self.weight, self.pose_offsets, self.basis)
         self.num_expressions = self.basis.shape[1]
         self.set_identity(np.zeros(0))  # S0 (``rest``): rest landmarks of the current identity
 
@@ -583,6 +573,7 @@ class LandmarkFitter:
         self.offset = np.zeros_like(self.mean) if offset is None else np.asarray(offset, dtype=np.float64)
         shape = self.mean + np.einsum("k,lkd->ld", identity, self.identity_basis[:, : len(identity)]) + self.offset
         self.rest = np.ascontiguousarray(shape)
+        self.rest_moments = np.ascontiguousarray(np.einsum("l,lc,led->cde", self.weight, self.rest, self.basis))
 
     def fit_identity(self, observations: np.ndarray, num_modes: int | None = None) -> tuple[np.ndarray, list[FrameFit]]:
         """Estimate one person's shape from several of their frames and freeze it.
@@ -675,8 +666,7 @@ class LandmarkFitter:
             for _ in range(cfg.pose_iterations):
                 rot, scale, trans = _pose_step(obs, shape, rot, scale, trans, self.pose_weight, self.axis_weight, self.focal)
         for _ in range(steps):
-            rest = self.posed_rest(rot)
-            rest_moments = np.ascontiguousarray(np.einsum("l,lc,led->cde", self.weight, rest, self.basis))
+            rest, rest_moments = self._posed_rest_and_moments(rot)
             rot, scale, trans, expression = _joint_step(
                 obs, rest, self.basis, self.moments, rest_moments, self.basis_sum, rot, scale, trans, expression,
                 self.weight, self.axis_weight, cfg.expression_l2, l1, temporal, prev_w, cfg.qp_sweeps, self.focal,
@@ -684,6 +674,15 @@ class LandmarkFitter:
         shape = _shape(self.posed_rest(rot), self.basis, expression)
         rms = _residual_rms(_perspective_correct(obs, shape, rot, scale, self.focal), shape, rot, scale, trans, self.weight, self.axis_weight)
         return FrameFit(FramePose(rot, float(scale), trans), expression, float(rms))
+
+    def _posed_rest_and_moments(self, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`posed_rest` and its moments ``Σ_l ω_l S0_lc B_l[:, d]``, shape (3, 3, E), from precomputed parts."""
+        if self.pose_offsets is None:
+            return self.rest, self.rest_moments
+        features = _pose_features(rotation)
+        rest = _add_pose_offsets(self.rest, self.pose_offsets, features)
+        moments = self.rest_moments + np.tensordot(features, self.pose_offset_moments, 1)
+        return rest, moments
 
     def posed_rest(self, rotation: np.ndarray) -> np.ndarray:
         """Rest landmarks plus the detector's pose-dependent offsets at this head rotation, shape (L, 3)."""

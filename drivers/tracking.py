@@ -69,7 +69,7 @@ class TrackerConfig:
         min_detection_confidence: MediaPipe face detector threshold.
         min_tracking_confidence: MediaPipe landmark tracking threshold.
         identity_window: frames buffered at the start to estimate the identity.
-        identity_frames: at most this many of them (evenly spread) enter the identity fit.
+        identity_frames: at most this many of them enter the identity fit: those with the least expression.
         num_identity: identity modes fitted (≤ the layer's).
         camera_distance: assumed distance (cm) from the camera to the centre of the head at the clip start
             (webcams, phones and talking-head footage: 40–100 cm); sets the focal length of the camera.
@@ -93,8 +93,8 @@ class TrackerConfig:
     camera_distance: float = 60.0
     smooth_min_cutoff: float = 2.0
     smooth_beta: float = 0.5
-    pose_min_cutoff: float = 3.0
-    pose_beta: float = 5.0
+    pose_min_cutoff: float = 6.0
+    pose_beta: float = 10.0
     restart_after: int = 15
     iou_threshold: float = 0.3
     signature_threshold: float = 0.05
@@ -266,7 +266,6 @@ class MainFaceSelector:
             self.missing += 1
             return None
         boxes = [landmark_box(f) for f in faces]
-        signatures = [rigid_signature(o) for o in observations]
         pick = None
         if self.box is None:
             area = np.array([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes])
@@ -275,10 +274,11 @@ class MainFaceSelector:
         else:
             ious = [box_iou(b, self.box) for b in boxes]
             best = int(np.argmax(ious))
-            if ious[best] >= self.iou_threshold and self._consistent(signatures[best]):
+            # with one face in view the box overlap decides; with several its shape must agree too
+            if ious[best] >= self.iou_threshold and (len(faces) == 1 or self._consistent(rigid_signature(observations[best]))):
                 pick = best
             elif self.reference is not None:
-                dist = [signature_distance(s, self.reference) for s in signatures]
+                dist = [signature_distance(rigid_signature(o), self.reference) for o in observations]
                 best = int(np.argmin(dist))
                 if dist[best] <= self.signature_threshold:
                     pick = best
@@ -290,7 +290,7 @@ class MainFaceSelector:
         self.box = boxes[pick]
         self.missing = 0
         if len(self._signatures) < self.signature_frames:
-            self._signatures.append(signatures[pick])
+            self._signatures.append(rigid_signature(observations[pick]))
             self.reference = np.mean(self._signatures, axis=0)
         return pick
 
@@ -510,15 +510,25 @@ class FaceTracker:
         cfg = self.config
         found = [obs for _, _, _, obs in self._pending if obs is not None]
         if found:
-            pick = np.unique(np.linspace(0, len(found) - 1, min(cfg.identity_frames, len(found))).round().astype(int))
-            chosen = np.stack([found[i] for i in pick])
-            self._set_focal(chosen)
+            self._set_focal(np.stack(found[:: max(1, len(found) // 5)][:5]))
+            chosen = self._calmest(found, cfg.identity_frames)
             identity, fits = self.fitter.fit_identity(chosen, cfg.num_identity)
             self.identity = identity
             self._reference_translation = np.median([self._translation(f) for f in fits], axis=0)
         self._identity_ready = True
         pending, self._pending = self._pending, []
         return [self._track(index, n, lm, obs) for index, n, lm, obs in pending]
+
+    def _calmest(self, observations: list[np.ndarray], count: int) -> np.ndarray:
+        """The ``count`` frames with the least expression under the mean identity (the identity is fitted on
+        them, so that a held expression — an open jaw, a smile — is not mistaken for the person's shape)."""
+        activity = []
+        fit = None
+        for obs in observations:
+            fit = self.fitter.fit_frame(obs, fit, temporal=False)
+            activity.append(float(fit.expression.sum()))
+        order = np.argsort(activity, kind="stable")[: min(count, len(observations))]
+        return np.stack([observations[i] for i in np.sort(order)])
 
     def _set_focal(self, observations: np.ndarray) -> None:
         """Focal length (observation units) that puts the head ``camera_distance`` away in these frames.
