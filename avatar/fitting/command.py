@@ -16,10 +16,11 @@ from pathlib import Path
 from avatar.errors import AvatarInputError
 
 #: Share of the progress bar per stage (roughly their share of the time).
-STAGE_WEIGHTS = {"load": 0.15, "detect": 0.05, "landmarks": 0.2, "photometric": 0.3, "texture": 0.15, "preview": 0.1,
-                 "write": 0.05}
+STAGE_WEIGHTS = {"load": 0.02, "detect": 0.08, "model": 0.1, "landmarks": 0.1, "photometric": 0.45, "texture": 0.1,
+                 "preview": 0.08, "write": 0.07}
 STAGE_TEXT = {
-    "load": "loading the photo and the head model",
+    "load": "reading the photo",
+    "model": "loading the head model",
     "detect": "finding the face and its landmarks",
     "landmarks": "fitting shape, expression and pose to the landmarks",
     "photometric": "refining with the photo's shading",

@@ -26,7 +26,7 @@ from avatar.morphable.landmarks import IRIS_LEFT, IRIS_RIGHT
 
 Progress = Callable[[str, float], None]
 #: Stages reported to the progress callback, in order.
-STAGES = ("load", "detect", "landmarks", "photometric", "texture", "preview")
+STAGES = ("load", "detect", "model", "landmarks", "photometric", "texture", "preview")
 
 
 @dataclass
@@ -139,8 +139,7 @@ def fit_photo(source, quality: str = "default", face_index: int | None = None, p
     tic = time.perf_counter()
     report("load", 0.0)
     photo = load_photo(source)
-    head = head or load_head()
-    timings["load"] = time.perf_counter() - tic
+    timings["load_photo"] = time.perf_counter() - tic
     report("load", 1.0)
 
     tic = time.perf_counter()
@@ -148,6 +147,12 @@ def fit_photo(source, quality: str = "default", face_index: int | None = None, p
     observation = observe_face(photo.image, photo.name, face_index, photo.scale)
     timings["detect"] = time.perf_counter() - tic
     report("detect", 1.0)
+
+    tic = time.perf_counter()
+    report("model", 0.0)
+    head = head or load_head()  # after the input checks: bad photos fail before the model loads
+    timings["load_model"] = time.perf_counter() - tic
+    report("model", 1.0)
 
     def stage_progress(stage: str, fraction: float) -> None:
         report(stage, fraction)
