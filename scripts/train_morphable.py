@@ -6,7 +6,8 @@
     # resume an interrupted run (checkpoints live in --run-dir, outside the repository)
     nice -n 10 python scripts/train_morphable.py --out assets/morphable --force --resume
 
-    # a folder of OBJ/PLY/GLB meshes in the template's head frame (fits codes, fine-tunes the model)
+    # a folder of OBJ/PLY/GLB meshes in the template's head frame: fits an identity code per mesh and
+    # fine-tunes the shipped (or --init) model with SDF-sample losses
     python scripts/train_morphable.py --mesh-folder scans/ --units mm --out my_model/
 
 Seeded and resumable; logs one JSON line per log step to stderr and (with --json) prints one JSON
@@ -29,6 +30,7 @@ from omegaconf import OmegaConf
 
 from avatar.errors import AvatarInputError
 from avatar.morphable.dataset import SampleCounts, build_folder_dataset, default_cache_dir, load_npz, read_mesh_folder, save_npz_atomic
+from avatar.morphable.api import WEIGHTS_DIR
 from avatar.morphable.io import build_model, build_texture_decoder, load_weights, save_weights
 from avatar.morphable.template import load_template
 from avatar.morphable.texture import landmark_uv, region_masks
@@ -125,7 +127,7 @@ def train_ict(cfg: dict, run_dir: Path, cache_dir: Path, resume: bool, minutes: 
     return model, decoder, losses
 
 
-def train_from_folder(cfg: dict, folder: Path, units: str, init: Path | None, log) -> tuple:
+def train_from_folder(cfg: dict, folder: Path, units: str, init: Path, log) -> tuple:
     mc, tc, dc = cfg["model"], cfg["train"], cfg["data"]
     t_start = time.time()
     seed = int(tc["seed"])
@@ -134,25 +136,23 @@ def train_from_folder(cfg: dict, folder: Path, units: str, init: Path | None, lo
     meshes = read_mesh_folder(folder, units, template.expression_names)
     counts = SampleCounts(int(dc["surface_samples"]), int(dc["near_samples"]), int(dc["free_samples"]))
     box = (np.asarray(mc["box_min"], np.float32), np.asarray(mc["box_max"], np.float32))
+    margin = 0.5 * (box[1] - box[0])  # heads vary; a unit or frame mistake is off by far more
     for mesh in meshes:
         v = mesh["vertices"]
-        if (v.min(0) < box[0]).any() or (v.max(0) > box[1]).any():
+        if (v.min(0) < box[0] - margin).any() or (v.max(0) > box[1] + margin).any():
             raise AvatarInputError(
-                f"mesh {mesh['name']} leaves the model box {mc['box_min']}..{mc['box_max']} cm; "
-                "check --units and that it is in the template's head frame (x left, y up, z forward)"
+                f"mesh {mesh['name']} spans {v.min(0).round(1).tolist()}..{v.max(0).round(1).tolist()} cm, far outside "
+                f"the model box {mc['box_min']}..{mc['box_max']}; check --units and that it is in the template's "
+                "head frame (x left, y up, z forward)"
             )
     data = {k: torch.from_numpy(v) for k, v in build_folder_dataset(meshes, counts, box, seed).items()}
     log({"stage": "folder_samples", "meshes": len(meshes), "seconds": round(time.time() - t_start, 1)})
-    if init is not None:
-        model, decoder, record = load_weights(init)
-        mc = record["model"]
-        for p in list(model.parameters()):
-            p.requires_grad_(True)
-    else:
-        first = meshes[0]
-        model = new_model(mc, first["vertices"], first["faces"], seed)
-        fit_canonical_pyramid(model, first["vertices"], first["faces"])
-        decoder = build_texture_decoder(mc)
+    # folder mode fine-tunes a trained model (default: the shipped ICT-trained weights): a handful of
+    # scans cannot teach a 100-dimensional identity space from scratch, but they can refine one
+    model, decoder, record = load_weights(init)
+    mc = record["model"]
+    for p in list(model.deform.mlp.parameters()) + [model.deform.head, model.deform.head_bias]:
+        p.requires_grad_(True)
     model.seed_points = torch.from_numpy(template.neutral[template.skin_vertex_ids])
     model.train()
     z, losses = fit_folder(model, data, tc, log)
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                              "machine does not count other users' load); checkpoints and stops in time")
     parser.add_argument("--mesh-folder", type=Path, default=None, help="train on a folder of meshes instead of ICT")
     parser.add_argument("--units", default="cm", help="units of the folder meshes: cm, mm or m")
-    parser.add_argument("--init", type=Path, default=None, help="folder mode: start from these weights")
+    parser.add_argument("--init", type=Path, default=WEIGHTS_DIR, help="folder mode: the weights to fine-tune (default: shipped)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the final losses")
     args = parser.parse_args(argv)

@@ -214,7 +214,8 @@ def read_mesh_folder(folder: str | Path, units: str = "cm", expression_names: tu
 def build_folder_dataset(
     meshes: list[dict], counts: SampleCounts, box: tuple[np.ndarray, np.ndarray], seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Sample folder meshes like ICT shapes. Open scans get signs from the winding number (pcu).
+    """Sample folder meshes like ICT shapes. Open scans get signs from the winding number (pcu); free-space
+    points fill ``box`` grown to hold each mesh with a 2 cm margin.
 
     Returns:
         ``expr`` (M, 53), ``surface`` (M, S, 3), ``normals`` (M, S, 3), ``points`` (M, N, 3), ``sdf`` (M, N).
@@ -222,7 +223,9 @@ def build_folder_dataset(
     rng = np.random.default_rng(seed)
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("expr", "surface", "normals", "points", "sdf")}
     for mesh in meshes:
-        s = sample_shape(mesh["vertices"], mesh["faces"], counts, box, rng)
+        v = mesh["vertices"]
+        mesh_box = (np.minimum(box[0], v.min(0) - 2.0), np.maximum(box[1], v.max(0) + 2.0))
+        s = sample_shape(v, mesh["faces"], counts, mesh_box, rng)
         out["expr"].append(mesh["expr"])
         for k in ("surface", "normals", "points", "sdf"):
             out[k].append(s[k])

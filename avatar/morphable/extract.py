@@ -35,10 +35,13 @@ class ExtractionStats:
     field_evaluations: int = 0
 
 
-def _lattice(box_min: np.ndarray, box_max: np.ndarray, resolution: int) -> tuple[float, np.ndarray]:
-    spacing = float((box_max - box_min).max()) / (resolution - 1)
-    dims = np.ceil((box_max - box_min) / spacing - 1e-6).astype(np.int64) + 1
-    return spacing, dims
+def _lattice(model_extent: float, resolution: int, lo: np.ndarray, hi: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Spacing = model box's longest side / (resolution - 1); a lattice aligned to multiples of it
+    that covers [lo, hi] (the deformed head can leave the canonical box). Returns spacing, origin, dims."""
+    spacing = model_extent / (resolution - 1)
+    origin = np.floor(lo / spacing - 1) * spacing
+    dims = np.ceil((hi - origin) / spacing + 1).astype(np.int64) + 1
+    return spacing, origin, dims
 
 
 def _seed_points(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
@@ -123,8 +126,7 @@ def narrow_band_mesh(
     from skimage.measure import marching_cubes
 
     stats = ExtractionStats()
-    box_min = model.box_min.numpy().astype(np.float64)
-    box_max = model.box_max.numpy().astype(np.float64)
+    extent = float((model.box_max - model.box_min).max())
     matrix, bias = model.deform.code_matrix(codes)
     moved = model.forward_map(template_vertices, codes)[0]
     stats.field_evaluations += template_vertices.shape[0]
@@ -132,20 +134,21 @@ def narrow_band_mesh(
 
     # fine band: lattice cells the forward-mapped template passes through (seeds offset by ±h/2 along
     # the face normal, so cells the true zero set may cross are included), and their corners
-    f_spacing, f_dims = _lattice(box_min, box_max, resolution)
+    lo, hi = moved_np.min(0).astype(np.float64) - 1.0, moved_np.max(0).astype(np.float64) + 1.0
+    f_spacing, f_origin, f_dims = _lattice(extent, resolution, lo, hi)
     seeds, normals = _seed_points(moved_np, template_faces, f_spacing)
     offsets = 0.5 * f_spacing * normals
-    f_cells = _cells_near(np.concatenate([seeds + offsets, seeds - offsets]), box_min, f_spacing, f_dims, ring=0)
+    f_cells = _cells_near(np.concatenate([seeds + offsets, seeds - offsets]), f_origin, f_spacing, f_dims, ring=0)
     f_vmask = _cell_vertices(f_cells)
     f_idx = np.argwhere(f_vmask)
-    f_pos = (f_idx * f_spacing + box_min).astype(np.float32)
+    f_pos = (f_idx * f_spacing + f_origin).astype(np.float32)
 
     # coarse lattice: exact inverse map (fixed-point steps from the nearest forward-mapped vertex)
     # at the corners of the coarse cells that hold fine band vertices
-    c_spacing, c_dims = _lattice(box_min, box_max, coarse)
-    c_cells = _cells_near(f_pos, box_min, c_spacing, c_dims, ring=0)
+    c_spacing, c_origin, c_dims = _lattice(extent, coarse, lo, hi)
+    c_cells = _cells_near(f_pos, c_origin, c_spacing, c_dims, ring=0)
     c_idx = np.argwhere(_cell_vertices(c_cells))
-    c_pos = torch.from_numpy((c_idx * c_spacing + box_min).astype(np.float32))
+    c_pos = torch.from_numpy((c_idx * c_spacing + c_origin).astype(np.float32))
     from scipy.spatial import cKDTree
 
     _, nearest = cKDTree(moved_np).query(c_pos.numpy(), k=1, workers=-1)
@@ -159,7 +162,7 @@ def narrow_band_mesh(
     inverse[c_idx[:, 0], c_idx[:, 1], c_idx[:, 2]] = (x - p)[0].numpy()  # x - p = D(p)
 
     # fine vertices: canonical position from the interpolated coarse inverse map (+ optional steps)
-    disp = _trilinear(inverse, (f_pos - box_min) / c_spacing)
+    disp = _trilinear(inverse, (f_pos - c_origin) / c_spacing)
     q = torch.from_numpy(f_pos - disp)
     if refine > 0:
         xq = torch.from_numpy(f_pos)[None]
@@ -180,7 +183,7 @@ def narrow_band_mesh(
     mask = np.zeros(tuple(hi - lo), dtype=bool)
     mask[1:, 1:, 1:] = f_cells[lo[0] : hi[0] - 1, lo[1] : hi[1] - 1, lo[2] : hi[2] - 1]
     verts, faces, _, _ = marching_cubes(volume, level=0.0, spacing=(f_spacing,) * 3, mask=mask)
-    verts = (verts + lo * f_spacing + box_min).astype(np.float32)
+    verts = (verts + lo * f_spacing + f_origin).astype(np.float32)
     faces = faces.astype(np.int32)  # skimage orients them outward for sdf < 0 inside
     if keep_largest and len(faces):
         verts, faces = largest_component(verts, faces)

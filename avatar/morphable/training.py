@@ -314,7 +314,8 @@ def fit_folder(
     log: Callable[[dict], None],
     fine_tune: bool = True,
 ) -> tuple[torch.Tensor, dict]:
-    """Fit a folder of meshes: per-mesh identity codes (auto-decoder) + optional fine-tuning.
+    """Fit a folder of meshes: per-mesh identity codes (auto-decoder) + optional fine-tuning of the
+    deformation MLP and head (grids and canonical SDF are kept).
 
     Losses per step on a random mesh subset: L1 between the model's SDF and the samples' signed
     distances (clamped to ±1 cm) on near/free points, |SDF| on surface points, and a Gaussian prior
@@ -325,7 +326,7 @@ def fit_folder(
         data: ``expr`` (M, 53), ``surface`` (M, S, 3), ``points`` (M, N, 3), ``sdf`` (M, N).
         cfg: the ``train`` config section.
         log: progress callback.
-        fine_tune: also update the deformation MLP and the canonical grid.
+        fine_tune: also update the deformation MLP and head.
 
     Returns:
         identity codes, shape :math:`(M, D_{geo})`; final losses.
@@ -333,8 +334,8 @@ def fit_folder(
     m = data["expr"].shape[0]
     z = torch.zeros(m, model.geo_dim, requires_grad=True)
     groups = [{"params": [z], "lr": float(cfg["folder_code_lr"])}]
-    if fine_tune:
-        groups.append({"params": list(model.deform.parameters()) + list(model.canonical.parameters()),
+    if fine_tune:  # the field's MLP and head; the grids (millions of values) stay as trained
+        groups.append({"params": list(model.deform.mlp.parameters()) + [model.deform.head, model.deform.head_bias],
                        "lr": float(cfg["folder_lr"])})
     opt = torch.optim.Adam(groups)
     steps, batch, seed = int(cfg["folder_steps"]), int(cfg["folder_batch"]), int(cfg["seed"])
