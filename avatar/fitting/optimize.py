@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -675,13 +675,3 @@ def fit_observation(head: HeadModel, image: np.ndarray, observation: FaceObserva
     pred = project_landmarks(head, layer, state, focal0, principal, image_size).detach()
     losses["landmark_error_px"] = float((pred[0] - targets.points).norm(dim=-1).mean())
     return FitResult(state, focal0, principal, image_size, crop, losses, timings)
-
-
-def iris_ids() -> tuple[int, ...]:
-    """MediaPipe's 10 iris landmarks."""
-    return IRIS_RIGHT + IRIS_LEFT
-
-
-def with_state(result: FitResult, **changes) -> FitResult:
-    """A copy of ``result`` with fields of its state replaced."""
-    return replace(result, state=replace(result.state, **changes))

@@ -164,6 +164,7 @@ def fit_photo(source, quality: str = "default", face_index: int | None = None, p
     tic = time.perf_counter()
     report("texture", 0.0)
     unwrap = unwrap_texture(head, fit, photo.image, observation, config.texture_size)
+    fit.state.sh = fit.state.sh / unwrap.light_scale  # the light that goes with the texture's brightness
     psnr = photometric_psnr(head, fit, unwrap.texture, photo.image, observation)
     timings["texture"] = time.perf_counter() - tic
     report("texture", 1.0)

@@ -8,7 +8,9 @@ For every texel of the face region of the atlas (:mod:`avatar.morphable.uv_atlas
    occluded (depth test against a render of the head from the same camera), faces the camera and falls
    on facial skin, lips or brows in the photo (landmark-drawn mask without the eye openings and the
    inner mouth); the confidence fades with the viewing angle;
-3. the photo colour is divided by the fitted SH shading (de-lighting: ``albedo = photo / shade(n)``);
+3. the photo colour is divided by the fitted SH shading (de-lighting: ``albedo = photo / shade(n)``),
+   with the shading normalised to a median of 1 over the seen skin, so the texture keeps the photo's
+   overall brightness and the lighting only its variation (the fitted light is rescaled to match);
 4. texels seen poorly take their mirror texel's colour (the face tile is symmetric, ``u ↦ 1 - u``);
 5. what is still unseen is filled by pull–push interpolation (Gortler et al., "The Lumigraph", 1996)
    of the difference to the albedo prior, so holes get the prior's structure with the photo's
@@ -46,12 +48,15 @@ class UnwrapOutput:
         confidence: how much each texel comes from the photo directly, shape :math:`(S, S)`.
         coverage: share of the face region's texels seen in the photo (direct or mirrored).
         skin_albedo: the skin colour used for unseen regions, shape :math:`(3,)`.
+        light_scale: the fitted SH lighting divided by this goes with ``texture`` (the texture keeps the
+            photo's brightness on the seen skin; the light carries only the shading's variation).
     """
 
     texture: torch.Tensor
     confidence: torch.Tensor
     coverage: float
     skin_albedo: torch.Tensor
+    light_scale: float = 1.0
 
 
 def _atlas_rasterize(head: HeadModel, vertices: torch.Tensor, size: int, parts: tuple[str, ...]):
@@ -223,6 +228,10 @@ def unwrap_texture(head: HeadModel, fit: FitResult, image: np.ndarray, observati
         photo = torch.from_numpy(image.astype(np.float32) / 255.0)
         colour = _sample(photo, pixels)
         shade = dr.sh_shade(n[None], state.sh)[0].clamp_min(0.25)
+        # brightness convention: the seen skin keeps the photo's mean brightness (the light is scaled instead)
+        seen = weight > 0.5
+        light_scale = float(shade[seen].median().clamp(0.5, 2.0)) if int(seen.sum()) > 100 else 1.0
+        shade = shade / light_scale
         albedo = (colour / shade).clamp(0, 1)
 
         texels = size * size
@@ -259,11 +268,11 @@ def unwrap_texture(head: HeadModel, fit: FitResult, image: np.ndarray, observati
         texture[r0:r1, c0:c1] = (prior[r0:r1, c0:c1] + residual).clamp(0, 1)
 
         # the iris colour from the photo (de-lit by the frontal shade) painted onto the sclera
-        frontal = dr.sh_shade(torch.tensor([[[0.0, 0.0, 1.0]]]), state.sh)[0, 0].clamp_min(0.25)
+        frontal = (dr.sh_shade(torch.tensor([[[0.0, 0.0, 1.0]]]), state.sh)[0, 0] / light_scale).clamp_min(0.25)
         texture = paint_irises(texture[None], head.pupil_uv, (iris_colour(image, observation) / frontal).clamp(0, 1))[0]
         region_texels = int(covered[r0:r1, c0:c1].sum())
         coverage = float((total.clamp(max=1.0) * covered[r0:r1, c0:c1]).sum()) / max(region_texels, 1)
-    return UnwrapOutput(texture.contiguous(), tex_weight, coverage, skin)
+    return UnwrapOutput(texture.contiguous(), tex_weight, coverage, skin, light_scale)
 
 
 def _prior(head: HeadModel, fit: FitResult, skin: torch.Tensor, size: int) -> torch.Tensor:
