@@ -518,7 +518,8 @@ def _add_pose_offsets(rest, pose_offsets, features):  # pragma: no cover - compi
 
 def second_moments(basis: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``M[d, d'] = Σ_l ω_l B_l[:, d] B_l[:, d']ᵀ`` for a basis of shape (L, N, 3): shape (3, 3, N, N)."""
-    return np.einsum("l,lad,lbe->deab", weight, basis, basis)
+    weighted = basis * weight[:, None, None]
+    return np.stack([np.stack([weighted[:, :, d].T @ basis[:, :, e] for e in range(3)]) for d in range(3)])
 
 
 class LandmarkFitter:
@@ -547,10 +548,10 @@ class LandmarkFitter:
         self.pose_offsets = None if pose_offsets is None else np.ascontiguousarray(pose_offsets, dtype=np.float64)
         self.focal = float(focal)  # observation units; 0 = weak perspective
         self.layer = layer
-        self.mean = layer.mean.double().numpy()
-        self.identity_basis = np.ascontiguousarray(layer.identity_basis.double().numpy().transpose(1, 0, 2))  # [L, K, 3]
-        self.basis = np.ascontiguousarray(layer.expression_basis.double().numpy().transpose(1, 0, 2))  # [L, E, 3]
-        weight = layer.weight.double().numpy() if landmark_weight is None else np.asarray(landmark_weight, np.float64)
+        self.mean = layer.mean.numpy().astype(np.float64)
+        self.identity_basis = np.ascontiguousarray(layer.identity_basis.numpy().astype(np.float64).transpose(1, 0, 2))  # [L, K, 3]
+        self.basis = np.ascontiguousarray(layer.expression_basis.numpy().astype(np.float64).transpose(1, 0, 2))  # [L, E, 3]
+        weight = layer.weight.numpy().astype(np.float64) if landmark_weight is None else np.asarray(landmark_weight, np.float64)
         self.pose_weight = np.zeros(len(weight))
         for index, value in POSE_LANDMARK_WEIGHTS.items():
             if index < len(self.pose_weight):
@@ -561,7 +562,8 @@ class LandmarkFitter:
         self.moments = np.ascontiguousarray(second_moments(self.basis, self.weight))
         self.basis_sum = np.ascontiguousarray(np.einsum("l,led->de", self.weight, self.basis))
         if self.pose_offsets is not None:
-            self.pose_offset_moments = np.einsum("l,plc,led->pcde", self.weight, self.pose_offsets, self.basis)
+            weighted = self.basis * self.weight[:, None, None]  # Σ_l ω_l D_p[l, c] B_l[:, d]
+            self.pose_offset_moments = np.einsum("plc,led->pcde", self.pose_offsets, weighted)
         self.num_expressions = self.basis.shape[1]
         self.set_identity(np.zeros(0))  # S0 (``rest``): rest landmarks of the current identity
 
@@ -573,7 +575,8 @@ class LandmarkFitter:
         self.offset = np.zeros_like(self.mean) if offset is None else np.asarray(offset, dtype=np.float64)
         shape = self.mean + np.einsum("k,lkd->ld", identity, self.identity_basis[:, : len(identity)]) + self.offset
         self.rest = np.ascontiguousarray(shape)
-        self.rest_moments = np.ascontiguousarray(np.einsum("l,lc,led->cde", self.weight, self.rest, self.basis))
+        weighted_rest = self.rest * self.weight[:, None]
+        self.rest_moments = np.ascontiguousarray(np.einsum("lc,led->cde", weighted_rest, self.basis))
 
     def fit_identity(self, observations: np.ndarray, num_modes: int | None = None) -> tuple[np.ndarray, list[FrameFit]]:
         """Estimate one person's shape from several of their frames and freeze it.

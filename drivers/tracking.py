@@ -427,7 +427,8 @@ class FaceTracker:
         if calibration is None and cfg.pose_calibration:
             calibration = load_mediapipe_calibration()
         pose_offsets = None if calibration is None or "pose_offset" not in calibration else calibration["pose_offset"].double().numpy()
-        self.fitter = LandmarkFitter(self.layer, cfg.fit, focal=0.0, pose_offsets=pose_offsets)
+        with _single_threaded_blas():
+            self.fitter = LandmarkFitter(self.layer, cfg.fit, focal=0.0, pose_offsets=pose_offsets)
         self.selector = MainFaceSelector(cfg.iou_threshold, cfg.signature_threshold)
         self._weight_filter = OneEuroFilter(fps, cfg.smooth_min_cutoff, cfg.smooth_beta)
         self._rotation_filter = OneEuroFilter(fps, cfg.pose_min_cutoff, cfg.pose_beta)
@@ -537,9 +538,9 @@ class FaceTracker:
         is re-measured with the perspective correction in place until it settles.
         """
         scale = np.median([umeyama(self.fitter.rest, obs, self.fitter.pose_weight).scale for obs in observations])
-        for _ in range(3):
+        for _ in range(2):
             self.fitter.focal = float(scale) * self.config.camera_distance
-            scale = np.median([self.fitter.fit_frame(obs, None).pose.scale for obs in observations[:5]])
+            scale = np.median([self.fitter.fit_frame(obs, None).pose.scale for obs in observations[:3]])
         self.fitter.focal = float(scale) * self.config.camera_distance
 
     def _translation(self, fit: FrameFit) -> np.ndarray:

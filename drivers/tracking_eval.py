@@ -511,8 +511,8 @@ def calibration_residuals(
 
     Returns:
         head-frame offsets of the detections (cm), shape :math:`(N, 478, 3)`, the frames' expression
-        weights, shape :math:`(N, 53)`, and head rotations (axis-angle), shape :math:`(N, 3)` (frames
-        without a detection are left out).
+        weights, shape :math:`(N, 53)`, head rotations (axis-angle), shape :math:`(N, 3)`, and identity
+        codes, shape :math:`(N, 60)` (frames without a detection are left out).
     """
     from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
@@ -521,7 +521,7 @@ def calibration_residuals(
     rng = np.random.default_rng(seed)
     names = renderer.ict.expression_names
     height, width = renderer.image_size
-    offsets, expressions, rotations = [], [], []
+    offsets, expressions, rotations, identities = [], [], [], []
     count = frames_per_identity
     for _ in range(num_identities):
         identity = rng.standard_normal(60)
@@ -547,4 +547,5 @@ def calibration_residuals(
             offsets.append(residuals_in_head_frame(obs, truth[k], matrices[k], landmark_map.weight.astype(np.float64), depth[k]))
             expressions.append(weights[k])
             rotations.append(rotation[k])
-    return np.asarray(offsets), np.asarray(expressions), np.asarray(rotations)
+            identities.append(identity)
+    return np.asarray(offsets), np.asarray(expressions), np.asarray(rotations), np.asarray(identities)

@@ -303,7 +303,7 @@ def calibrate(ict, landmark_map: LandmarkMap, num_identities: int, frames_per_id
 
     renderer = SyntheticFaceRenderer(ict)
     with FaceMeshDetector(max_num_faces=1, static_image_mode=True) as detector:
-        offsets, weights, rotations = calibration_residuals(renderer, landmark_map, detector, num_identities, frames_per_identity, seed=777)
+        offsets, weights, rotations, _ = calibration_residuals(renderer, landmark_map, detector, num_identities, frames_per_identity, seed=777)
     neutral = weights.sum(1) == 0
     features = np.stack([pose_features(r) for r in rotations[neutral]])
     design = np.concatenate([np.ones((len(features), 1)), features], 1)
