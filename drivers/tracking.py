@@ -8,12 +8,14 @@ Pipeline per frame:
    most central at its first appearance), then followed by box overlap with its last position, and, after
    it was lost, re-acquired only by shape consistency (a pose-normalised rigid-landmark signature), never
    by being the largest face in the frame. Frames without it are flagged (``face_found = False``).
-3. **Identity**: from the first ``identity_window`` frames (a second at 30 fps) one identity code of the
-   landmark layer is fitted on up to ``identity_frames`` of them and then held fixed for the clip.
+3. **Identity**: from the first ``identity_window`` frames (a second at 30 fps) the person's shape — an
+   identity code of the landmark layer plus small free per-landmark offsets (how MediaPipe sees this face)
+   — is fitted on the ``identity_frames`` least expressive of them and then held fixed for the clip.
 4. **Fit**: pose + expression weights in [0, 1] by the joint Gauss–Newton / bounded least squares of
-   :mod:`drivers.landmark_fit` against the :class:`~avatar.morphable.landmarks.LandmarkLayer` (eyelid
-   landmarks drive eyeBlink/eyeSquint/eyeWide; the iris landmarks drive the eyeLook* weights through the
-   eyeball rotation of :mod:`avatar.morphable.gaze`).
+   :mod:`drivers.landmark_fit` against the :class:`~avatar.morphable.landmarks.LandmarkLayer` under a
+   perspective camera, with MediaPipe's calibrated pose-dependent landmark offsets (eyelid landmarks drive
+   eyeBlink/eyeSquint/eyeWide; the iris landmarks drive the eyeLook* weights through the eyeball rotation
+   of :mod:`avatar.morphable.gaze`).
 5. **Smoothing**: One-Euro filters (Casiez et al., CHI 2012) on weights, rotation and translation.
 6. **Bridging** (:func:`track_frames`, offline): flagged frames are filled by linear interpolation between
    the neighbouring tracked frames (held at the clip's ends).
