@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,6 +186,7 @@ def write_bundle(directory: str | os.PathLike, bundle: AvatarBundle, force: bool
     if bundle.sh_light is not None:
         tensors["sh_light"] = bundle.sh_light.float().reshape(9, -1)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    start = time.perf_counter()
     with atomic_output_dir(directory, force=force) as tmp:
         save_file(tensors, str(tmp / TENSOR_FILE), metadata={"format": FORMAT})
         os.chmod(tmp / TENSOR_FILE, 0o644)
@@ -195,7 +197,12 @@ def write_bundle(directory: str | os.PathLike, bundle: AvatarBundle, force: bool
         write_obj(tmp / OBJ_FILE, mesh, texture_name=TEXTURE_FILE, write_texture=False)
         if bundle.preview is not None:
             (tmp / PREVIEW_FILE).write_bytes(_png_bytes(bundle.preview))
-        if bundle.report is not None:
+        if bundle.report is not None:  # last, so it can say how long writing took
+            seconds = time.perf_counter() - start
+            if isinstance(bundle.report.get("timings"), dict):
+                bundle.report["timings"]["write"] = round(seconds, 3)
+                if isinstance(bundle.report.get("seconds_total"), (int, float)):
+                    bundle.report["seconds_total"] = round(bundle.report["seconds_total"] + seconds, 3)
             (tmp / REPORT_FILE).write_text(json.dumps(bundle.report, indent=1) + "\n")
     return directory
 

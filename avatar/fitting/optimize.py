@@ -105,8 +105,8 @@ class FitConfig:
 
     landmark_steps: int = 300
     pose_only_steps: int = 60
-    photometric_steps: int = 100
-    render_size: int = 160
+    photometric_steps: int = 80
+    render_size: int = 144
     texture_size: int = 1024
     identity_prior: float = 2e-5
     expression_l2: float = 2e-6
