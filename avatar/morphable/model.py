@@ -167,7 +167,7 @@ class MorphableSDF(nn.Module):
         deform_levels: levels of the deformation feature grid (concatenated).
         hidden: MLP widths; basis: width H of the wide basis.
         geo_dim: identity code size; expr_dim: expression code size (53).
-        canonical_keys / deform_keys: per level active keys (``None`` = dense); placeholders are
+        canonical_keys / deform_keys: per level active keys (``None`` = dense); these initial keys are
             replaced when a state dict is loaded.
         num_template_vertices: vertices of the template (for explicit parts and template mode).
         explicit_vertex_ids / explicit_component / num_components: explicit part layout.
