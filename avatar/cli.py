@@ -106,6 +106,61 @@ def track(
     typer.echo(result.summary())
 
 
+@app.command()
+def listen(
+    speaker: Path = typer.Option(..., "--speaker", help="The speaker: a video (mp4, mov, ...) or audio (wav, mp3)."),
+    avatar_dir: Optional[Path] = typer.Option(None, "--avatar", help="Avatar bundle folder [default: built-in]."),
+    photo: Optional[Path] = typer.Option(None, "--photo", help="Fit the listener to this photo first."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output video [default: <speaker stem>.listener.mp4]."),
+    style: Optional[str] = typer.Option(None, "--style", help="Listener style: a preset, name=value pairs or a description."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (the same seed reproduces the output)."),
+    size: int = typer.Option(256, "--size", help="Side of the rendered avatar in pixels."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="Put the speaker's video on the left."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+) -> None:
+    """The avatar listens to a speaker clip: writes OUT.mp4 (with the speaker's audio), OUT.motion.npz, OUT.csv, OUT.json."""
+    from drivers.listener.command import run_listen_command
+
+    with _progress() as progress:
+        result = run_listen_command(speaker, avatar_dir=avatar_dir, photo=photo, out=out, style=style, seed=seed,
+                                    size=size, side_by_side=side_by_side, force=force, progress=progress)
+    typer.echo(result.summary())
+
+
+@app.command()
+def generate(
+    text: str = typer.Argument(..., help='English description, e.g. "a woman with a round face and a small nose" ("" = random).'),
+    n: int = typer.Option(1, "-n", help="How many avatars (1-100)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same text and seed, same avatars)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale [default: 3]."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Bundle (N=1) or folder of bundles [default: from the text]."),
+    force: bool = typer.Option(False, "--force", help="Replace existing output."),
+) -> None:
+    """Generate new avatars from text: bundles like `avatar fit` (GLB with 53 ARKit morph targets, texture, preview)."""
+    from avatar.generator.command import run_generate_command
+
+    with _progress() as progress:
+        result = run_generate_command(text, n=n, seed=seed, guidance=guidance, out_dir=out, force=force, progress=progress)
+    typer.echo(result.summary())
+
+
+@app.command()
+def edit(
+    bundle: Path = typer.Argument(..., help="The .avatar bundle folder to edit."),
+    text: str = typer.Argument(..., help='What to change, e.g. "a longer nose, fuller lips".'),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="New bundle [default: <bundle>-edited.avatar]."),
+    strength: Optional[float] = typer.Option(None, "--strength", help="How far to re-generate, 0-1 [default: 0.6]."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output bundle."),
+) -> None:
+    """Edit an avatar with text; what the text does not mention is kept."""
+    from avatar.generator.command import run_edit_command
+
+    with _progress() as progress:
+        result = run_edit_command(bundle, text, out_dir=out, force=force, progress=progress, strength=strength, seed=seed)
+    typer.echo(result.summary())
+
+
 def _silence_native_stderr() -> None:
     """Send what native libraries write to file descriptor 2 (MediaPipe's TFLite/absl start-up logs) to
     /dev/null, while Python's own ``sys.stderr`` (errors, warnings, progress) keeps the terminal.

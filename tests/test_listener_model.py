@@ -210,6 +210,23 @@ def test_chunked_pushes_equal_one_call():
     assert torch.equal(torch.cat(out), whole)
 
 
+def test_look_ahead_horizon_keeps_chunking_and_causality():
+    """With noise frames after the chunk (horizon > chunk), pushes of any size still equal one call,
+    and cues after a frame's chunk still never change it."""
+    pipeline = _small_pipeline()
+    pipeline.sampling = SamplingConfig(chunk=3, steps=2, horizon=9)
+    cues = _cues(60)
+    whole = pipeline(cues, seed=5)
+    featurizer, generator = CueFeaturizer(), pipeline.generator(None, 5)
+    parts = [generator.push(featurizer.push(cues[a:b])) for a, b in ((0, 2), (2, 31), (31, 60))]
+    assert torch.equal(torch.cat(parts + [generator.flush()]), whole)
+    changed = _cues(60, seed=9)
+    mixed = type(cues).concat([cues[:30], changed[30:]])
+    other = pipeline(mixed, seed=5)
+    assert torch.equal(whole[:27], other[:27])  # frames of chunks ending before frame 30
+    assert not torch.equal(whole[30:], other[30:])
+
+
 def test_pipeline_accepts_a_diffusers_scheduler():
     from diffusers import DDIMScheduler
 

@@ -270,8 +270,8 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     codes_out: list[torch.Tensor] = []
     speaker_frames: deque = deque()
     written = {"frames": 0, "audio": 0, "render": 0.0, "model": 0.0, "encode": 0.0}
-    writer = media.VideoWriter(paths["video"], 30.0, with_audio=info.has_audio, force=force, preset="ultrafast",
-                               crf=20)
+    # every output carries an audio track as long as the video (silence for a speaker without audio)
+    writer = media.VideoWriter(paths["video"], 30.0, with_audio=True, force=force, preset="ultrafast", crf=20)
 
     def emit(codes: torch.Tensor) -> None:
         if not codes.shape[0]:
@@ -330,7 +330,7 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
         if written["frames"] < expected:  # a stream that ended early: hold the last pose
             last = torch.cat(codes_out)[-1:] if codes_out else torch.zeros(1, 59)
             emit(last.expand(expected - written["frames"], -1).clone())
-        if info.has_audio and written["audio"] < audio_limit:
+        if written["audio"] < audio_limit:
             writer.write_audio(np.zeros(audio_limit - written["audio"], np.float32))
         tic_close = time.perf_counter()
         writer.close()

@@ -341,20 +341,27 @@ class ListenerDenoiser(nn.Module):
         tokens = self.adapter(self.normalize_cues(cues), valid)
         return [block.cue_memory(tokens) for block in self.blocks]
 
-    def attention_mask(self, valid: torch.Tensor) -> torch.Tensor:
+    def attention_mask(self, valid: torch.Tensor, cue_valid: torch.Tensor | None = None) -> torch.Tensor:
         """Causal mask over (listener ‖ cue) keys: frame ``i`` sees valid frames ``j <= i`` of both.
 
         Args:
-            valid: :math:`(B, L)` bool.
+            valid: :math:`(B, L)` bool, the listener frame exists.
+            cue_valid: :math:`(B, L)` bool, the frame's cues exist (default ``valid``; frames after the
+                newest cue — a look-ahead of noise — have none).
 
         Returns:
-            :math:`(B, 1, L, 2L)` bool (True = may attend); a frame always sees itself.
+            :math:`(B, 1, L, 2L)` additive float mask (0 = may attend, -inf = may not; a float mask is
+            faster than a boolean one in ``scaled_dot_product_attention`` on CPU); a frame always
+            sees itself.
         """
         length = valid.shape[1]
         causal = torch.ones(length, length, dtype=torch.bool, device=valid.device).tril()
-        allowed = causal[None] & valid[:, None, :]
-        allowed = allowed | torch.eye(length, dtype=torch.bool, device=valid.device)[None]
-        return torch.cat([allowed, allowed], dim=2)[:, None]
+        eye = torch.eye(length, dtype=torch.bool, device=valid.device)[None]
+        allowed = (causal[None] & valid[:, None, :]) | eye
+        cue_valid = valid if cue_valid is None else cue_valid
+        cue_allowed = causal[None] & cue_valid[:, None, :]
+        allowed = torch.cat([allowed, cue_allowed], dim=2)[:, None]
+        return torch.zeros(allowed.shape, device=valid.device).masked_fill(~allowed, float("-inf"))
 
     def condition(self, timesteps: torch.Tensor, style: torch.Tensor | None,
                   style_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -267,14 +267,18 @@ class SamplingConfig:
     """How codes are sampled.
 
     Attributes:
-        chunk: frames generated per window (and the emission granularity).
+        chunk: frames emitted per window (the emission granularity, which sets the latency).
         steps: scheduler steps per chunk.
         style_scale: classifier-free guidance scale on the style (1 = plain conditional, no extra pass).
+        horizon: frames denoised per window (>= ``chunk``): the chunk plus ``horizon - chunk`` frames of
+            noise after it, which see no cues (they have not happened) and are discarded — room for
+            spontaneous behaviour (a blink, a glance) to start within the window.
     """
 
     chunk: int = 3
     steps: int = 4
     style_scale: float = 1.0
+    horizon: int = 3
 
 
 @contextmanager
@@ -316,8 +320,9 @@ class ListenerGenerator:
     def __init__(self, model: ListenerDenoiser, scheduler, sampling: SamplingConfig, style: torch.Tensor | None,
                  seed: int) -> None:
         c = model.config
-        if not 1 <= sampling.chunk <= c.window - 1:
-            raise AvatarInputError(f"chunk must be in [1, {c.window - 1}], got {sampling.chunk}")
+        if not 1 <= sampling.chunk <= c.window - 1 or not sampling.chunk <= max(sampling.horizon, sampling.chunk) <= c.window - 1:
+            raise AvatarInputError(f"chunk and horizon must satisfy 1 <= chunk <= horizon <= {c.window - 1}, "
+                                   f"got {sampling.chunk} and {sampling.horizon}")
         self.model, self.scheduler, self.sampling = model, scheduler, sampling
         self.scheduler.set_timesteps(sampling.steps)
         self.timesteps = [int(t) for t in self.scheduler.timesteps]
@@ -371,30 +376,35 @@ class ListenerGenerator:
     @torch.inference_mode()
     def _chunk(self, features: torch.Tensor) -> torch.Tensor:
         model, count = self.model, features.shape[0]
+        ahead = max(self.sampling.horizon - self.sampling.chunk, 0)
+        unknown = count + ahead
+        past = self.window - unknown
         self._cues = torch.cat([self._cues[count:], features])
         self._cue_valid = torch.cat([self._cue_valid[count:], torch.ones(count, dtype=torch.bool)])
-        known_codes = torch.cat([self._codes[count:], torch.zeros(count, self._codes.shape[1])])
-        valid = torch.cat([self._code_valid[count:], torch.ones(count, dtype=torch.bool)])[None]
+        cues = torch.cat([self._cues[ahead:], torch.zeros(ahead, self._cues.shape[1])])[None]
+        cue_valid = torch.cat([self._cue_valid[ahead:], torch.zeros(ahead, dtype=torch.bool)])[None]
+        known_codes = self._codes[count + ahead:]  # the newest ``past`` codes
+        valid = torch.cat([self._code_valid[count + ahead:], torch.ones(unknown, dtype=torch.bool)])[None]
         known = torch.zeros(1, self.window, dtype=torch.bool)
-        known[0, :self.window - count] = True
-        memory = model.cue_memory(self._cues[None], self._cue_valid[None])
-        mask = model.attention_mask(valid)
-        noise = torch.randn(1, count, known_codes.shape[1], generator=self.generator)
+        known[0, :past] = True
+        memory = model.cue_memory(cues, cue_valid)
+        mask = model.attention_mask(valid, cue_valid[:, -self.window:])
+        noise = torch.randn(1, unknown, known_codes.shape[1], generator=self.generator)
         x = noise * self.scheduler.init_noise_sigma
         scale = self.sampling.style_scale
         for t in self.timesteps:
-            sample = torch.cat([known_codes[None, :self.window - count], x], dim=1)
+            sample = torch.cat([known_codes[None], x], dim=1)
             timestep = torch.tensor([t])
             predicted = model(sample, timestep, known, valid, memory, mask=mask,
-                              modulations=self._modulations[t])[:, -count:]
+                              modulations=self._modulations[t])[:, past:]
             if self._unconditional:
                 unconditional = model(sample, timestep, known, valid, memory, mask=mask,
-                                      modulations=self._unconditional[t])[:, -count:]
+                                      modulations=self._unconditional[t])[:, past:]
                 predicted = unconditional + scale * (predicted - unconditional)
             x = self.scheduler.step(predicted, t, x).prev_sample
-        new = x[0]
-        self._codes = torch.cat([known_codes[:self.window - count], new])
-        self._code_valid = valid[0]
+        new = x[0, :count]
+        self._codes = torch.cat([self._codes[count:], new])
+        self._code_valid = torch.cat([self._code_valid[count:], torch.ones(count, dtype=torch.bool)])
         self.frames += count
         return _finish_codes(model.denormalize_codes(new))
 

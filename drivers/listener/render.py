@@ -11,6 +11,8 @@ normals would cost more than the rasterization). Frames are rendered in batches.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -23,6 +25,18 @@ def _vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     normal = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
     out = torch.zeros_like(verts).index_add_(0, faces.long().reshape(-1), normal.repeat_interleave(3, dim=0))
     return torch.nn.functional.normalize(out, dim=-1, eps=1e-12)
+
+
+#: Parts left out of listener renders: hidden behind closed or slightly parted lips.
+HIDDEN_PARTS = ("M_GumsTongue",)
+
+
+def _fibonacci_sphere(count: int) -> torch.Tensor:
+    index = torch.arange(count, dtype=torch.float64) + 0.5
+    z = 1 - 2 * index / count
+    phi = index * math.pi * (3 - math.sqrt(5))
+    radius = (1 - z * z).sqrt()
+    return torch.stack([radius * phi.cos(), radius * phi.sin(), z], dim=1).float()
 
 
 class ListenerRenderer:
@@ -44,7 +58,8 @@ class ListenerRenderer:
 
         self._rotation = axis_angle_to_rotation_matrix
         bundle = avatar.bundle
-        keep = bundle.export_face_mask()
+        hidden = [bundle.part_names.index(n) for n in HIDDEN_PARTS if n in bundle.part_names]
+        keep = bundle.export_face_mask() & ~torch.isin(bundle.face_parts.long(), torch.tensor(hidden, dtype=torch.long))
         faces = bundle.faces[keep].long()
         used, remap = torch.unique(faces, return_inverse=True)
         self.size, self.batch = int(size), int(batch)
@@ -52,13 +67,25 @@ class ListenerRenderer:
         self.uv_faces = bundle.uv_faces[keep].to(torch.int32)
         self.uv = torch.stack([bundle.uv[:, 0], 1 - bundle.uv[:, 1]], dim=-1).contiguous()  # v up → row down
         self.rest = bundle.vertices[used].float()
-        self.deltas = bundle.expression_deltas[:, used].float().reshape(bundle.expression_deltas.shape[0], -1)
+        moving = bundle.expression_deltas[:, used].abs().amax(dim=(0, 2)) > 0
+        self.moving = torch.nonzero(moving).flatten()  # only these vertices take part in the blend
+        self.deltas = bundle.expression_deltas[:, used][:, self.moving].float().reshape(bundle.expression_deltas.shape[0], -1)
         self.pivot = bundle.neck_pivot.float()
         self.texture = bundle.texture.float()[None].contiguous()
         self.camera = avatar._default_camera((self.size, self.size))
-        self.normals = _vertex_normals(self.rest, self.faces)
         self.light = dr.default_sh()
         self.background = torch.tensor(background, dtype=torch.float32)
+        normals = _vertex_normals(self.rest, self.faces)
+        tri = self.rest[self.faces.long()]
+        self.face_normals = torch.nn.functional.normalize(
+            torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1), dim=-1)
+        view = torch.linalg.inv(self.camera.view[0])
+        centre = self.rest.mean(dim=0)
+        self.to_camera = torch.nn.functional.normalize(view[:3, 3] - centre, dim=0)
+        # shading is a band-2 SH function of the normal: fit it on sample directions once per frame
+        self.directions = _fibonacci_sphere(32)
+        self.fit = torch.linalg.pinv(dr.lighting.sh_basis(self.directions))  # (9, 32)
+        self.basis = dr.lighting.sh_basis(normals)  # (V, 9) rest-pose normals
 
     def render(self, codes: torch.Tensor) -> np.ndarray:
         """Frames for listener codes.
@@ -69,35 +96,37 @@ class ListenerRenderer:
         Returns:
             :math:`(T, size, size, 3)` uint8, row 0 at the top.
         """
+        from drivers.listener.pipeline import single_thread
+
         codes = torch.as_tensor(codes, dtype=torch.float32)
-        frames = [self._render(codes[i:i + self.batch]) for i in range(0, codes.shape[0], self.batch)]
+        with single_thread():
+            frames = [self._render(codes[i:i + self.batch]) for i in range(0, codes.shape[0], self.batch)]
         return np.concatenate(frames) if frames else np.zeros((0, self.size, self.size, 3), np.uint8)
 
     @torch.no_grad()
     def _render(self, codes: torch.Tensor) -> np.ndarray:
         count = codes.shape[0]
         weights = codes[:, EXPRESSION_SLICE].clamp(0.0, 1.0)
-        verts = self.rest + (weights @ self.deltas).reshape(count, -1, 3)
+        verts = self.rest.expand(count, -1, -1).clone()
+        verts[:, self.moving] += (weights @ self.deltas).reshape(count, -1, 3)
         rotation = self._rotation(codes[:, ROTATION_SLICE])
-        verts = (verts - self.pivot) @ rotation.transpose(1, 2) + self.pivot + codes[:, None, TRANSLATION_SLICE]
+        verts = (verts - self.pivot) @ rotation.transpose(1, 2) + (self.pivot + codes[:, None, TRANSLATION_SLICE])
         clip = self.camera.to_clip(verts).contiguous()
-        # back-face culling (counter-clockwise front faces in clip space), shared over the batch
-        ndc = clip[..., :2] / clip[..., 3:].clamp_min(1e-6)
-        tri = ndc[:, self.faces.long()]
-        area = ((tri[:, :, 1, 0] - tri[:, :, 0, 0]) * (tri[:, :, 2, 1] - tri[:, :, 0, 1])
-                - (tri[:, :, 2, 0] - tri[:, :, 0, 0]) * (tri[:, :, 1, 1] - tri[:, :, 0, 1]))
-        front = (area > 0).any(dim=0)
+        # back-face culling from the rest-pose face normals turned with the head (a margin for perspective)
+        facing = (self.face_normals @ rotation.transpose(1, 2)) @ self.to_camera
+        front = (facing > -0.3).any(dim=0)
         faces, uv_faces = self.faces[front].contiguous(), self.uv_faces[front].contiguous()
         rast, _ = dr.rasterize(clip, faces, resolution=(self.size, self.size), grad_db=False, backend="cpu")
         uv_pix, _ = dr.interpolate(self.uv, rast, uv_faces, backend="cpu")
         albedo = dr.texture(self.texture, uv_pix, filter_mode="linear", boundary_mode="clamp")
-        normals = self.normals @ rotation.transpose(1, 2)
-        shade_v = dr.sh_shade(normals, self.light).contiguous()
+        # shading of the turned rest normals: SH coefficients refitted for each frame's rotation
+        turned = self.directions @ rotation.transpose(1, 2)  # (B, 32, 3): R s
+        shade_samples = dr.sh_shade(turned, self.light.expand(count, -1, -1))  # shading of R s
+        shade_v = (self.basis @ (self.fit @ shade_samples)).contiguous()  # (B, V, 3)
         shade, _ = dr.interpolate(shade_v, rast, faces, backend="cpu")
-        mask = rast[..., 3:] > 0
-        colour = torch.where(mask, albedo * shade, self.background)
-        image = (colour.flip(1).clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-        return image.numpy()
+        colour = torch.where(rast[..., 3:] > 0, albedo * shade, self.background)
+        image = (colour.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+        return np.ascontiguousarray(image[:, ::-1])
 
 
-__all__ = ["ListenerRenderer"]
+__all__ = ["HIDDEN_PARTS", "ListenerRenderer"]

@@ -188,4 +188,24 @@ def listen(cues: SpeakerCues, style=None, seed: int = 0, pipeline: ListenerPipel
     return torch.cat([stream.push_cues(cues), stream.generator.flush()])
 
 
-__all__ = ["ListenerStream", "StridedFaceTracker", "listen"]
+def seam_statistics(codes: torch.Tensor, chunk: int) -> dict[str, float]:
+    """Code speed across chunk joins next to the speed within chunks (joins at frames ``k · chunk``).
+
+    Args:
+        codes: :math:`(T, 59)` codes of one stream (from frame 0).
+        chunk: the sampler's chunk.
+
+    Returns:
+        mean and 95th percentile of ``|c[i+1] - c[i]|`` for steps into a new chunk (``join_*``) and
+        inside a chunk (``within_*``), and ``join_over_within_mean``.
+    """
+    codes = torch.as_tensor(codes, dtype=torch.float32)
+    speed = (codes[1:] - codes[:-1]).norm(dim=1).numpy()
+    index = np.arange(1, codes.shape[0])
+    joins, within = speed[index % chunk == 0], speed[index % chunk != 0]
+    return {"join_mean": float(joins.mean()), "within_mean": float(within.mean()),
+            "join_p95": float(np.percentile(joins, 95)), "within_p95": float(np.percentile(within, 95)),
+            "join_over_within_mean": float(joins.mean() / max(within.mean(), 1e-12))}
+
+
+__all__ = ["ListenerStream", "StridedFaceTracker", "listen", "seam_statistics"]

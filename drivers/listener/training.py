@@ -5,7 +5,8 @@ frames are noised with the scheduler's ``add_noise`` at a random timestep and mu
 (``x0``); the frames before them are the listener's clean past (``u`` is one sampling chunk for
 a share of the windows — exactly what sampling sees — and uniform in ``[1, L]`` otherwise).
 Windows can end anywhere, including inside a stream's first window (pre-start frames are
-invalid), so generation from an empty past is learned. Style captions (MiniLM) are dropped for
+invalid), so generation from an empty past is learned; for a share of the windows the last
+frames have no cues yet (the sampler's look-ahead of noise, ``SamplingConfig.horizon``). Style captions (MiniLM) are dropped for
 a share of the windows (classifier-free), and for some windows the speaker's visual cues are held
 at 10–15 fps, as when ``avatar listen`` tracks every second or third frame.
 
@@ -55,6 +56,8 @@ class TrainingConfig:
     start_share: float = 0.1
     sampling_timestep_share: float = 0.5
     hold_share: float = 0.3
+    lookahead_share: float = 0.3
+    max_lookahead: int = 12
     checkpoint_every: int = 500
     log_every: int = 50
     max_minutes: float = 55.0
@@ -165,6 +168,12 @@ class WindowSampler:
             cues[row, cue_lo - cue_first:] = piece
             cue_valid[row, cue_lo - cue_first:] = True
             unknown = self.chunk if rng.random() < t.chunk_share else int(rng.integers(1, length + 1))
+            if t.max_lookahead > 0 and rng.random() < t.lookahead_share:
+                # frames after the newest cue (sampling's look-ahead of noise): no cues, to be generated
+                ahead = int(rng.integers(1, t.max_lookahead + 1))
+                cues[row, context - ahead:] = 0.0
+                cue_valid[row, context - ahead:] = False
+                unknown = max(unknown, ahead + 1)
             unknown = min(unknown, end - lo) if end - lo > 0 else 1
             known[row, :length - unknown] = True
         style_mask = torch.from_numpy(rng.random(size) >= t.style_dropout)
@@ -194,7 +203,8 @@ def training_loss(model: ListenerDenoiser, scheduler: DDIMSampler, batch: dict, 
     known = batch["known"]
     sample = torch.where(known[..., None], clean, noisy)
     memory = model.cue_memory(batch["cues"], batch["cue_valid"])
-    predicted = model(sample, timesteps, known, batch["valid"], memory, batch["style"], batch["style_mask"])
+    mask = model.attention_mask(batch["valid"], batch["cue_valid"][:, -known.shape[1]:])
+    predicted = model(sample, timesteps, known, batch["valid"], memory, batch["style"], batch["style_mask"], mask=mask)
     weight = (~known & batch["valid"]).float()[..., None]
     return ((predicted - clean) ** 2 * weight).sum() / (weight.sum() * CODE_DIM).clamp_min(1.0)
 

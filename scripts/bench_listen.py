@@ -1,0 +1,161 @@
+"""Listener speed: generation vs real time, algorithmic latency, `avatar listen` end to end, long streams.
+
+    python scripts/bench_listen.py [--clip CLIP] [--repeats 3] [--long-minutes 0] [--json]
+
+- ``realtime_factor``: seconds of speaker per second of generating the listener's codes from the speaker cues
+  (cue features + chunked sampling, the streaming path), best of ``--repeats``;
+- ``latency_ms``: measured by streaming the clip's audio in 10 ms pieces: the largest gap between the
+  speaker time pushed and the end of the newest code emitted (``latency_ms_documented`` is
+  ``(chunk + 1) / 30 s``);
+- ``listen_8s_wall_s``: ``avatar listen --speaker CLIP --size 256`` in a fresh process (process start to
+  finished files), best of ``--repeats``, with its stage timings;
+- with ``--long-minutes M``: a speaker stream of M minutes (the clip's audio looped) through
+  :class:`~drivers.listener.stream.ListenerStream`: peak memory next to a 10 s run, and seams — the speed
+  of the codes across chunk joins next to the speed within chunks.
+
+Default clip: ``../shared/media/videos/WDA_AlexandriaOcasioCortez_000.mp4`` (8 s, 512², speech).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _long_stream(clip: Path, seconds: float) -> dict:
+    """An audio-only ListenerStream over ``seconds`` of the clip's audio, looped (run in its own process).
+
+    Returns peak memory (``ru_maxrss`` of this process), speed, and seam statistics of the last codes.
+    """
+    import resource
+
+    import torch
+
+    from drivers import media
+    from drivers.listener.pipeline import load_listener
+    from drivers.listener.stream import ListenerStream, seam_statistics
+
+    waveform = media.read_audio(clip, fill_missing=True)
+    pipeline = load_listener()
+    stream = ListenerStream(seed=0, pipeline=pipeline)
+    total, piece = int(seconds * 16000), 1600
+    pushed, recent = 0, []
+    tic = time.time()
+    while pushed < total:
+        start = pushed % waveform.size
+        chunk = np.concatenate([waveform[start:], waveform])[:min(piece, total - pushed)]
+        out = stream.push(audio=chunk)
+        pushed += chunk.size
+        if out.shape[0]:
+            recent = (recent + [out])[-400:]  # only the last ~40 s of codes are kept, for the seam statistics
+    recent.append(stream.flush())
+    elapsed = time.time() - tic
+    seams = seam_statistics(torch.cat(recent), pipeline.sampling.chunk)
+    return {"seconds": seconds, "frames": stream.num_frames,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "realtime_factor": round(seconds / elapsed, 2), "seams": {k: round(v, 5) for k, v in seams.items()}}
+
+
+def _run_long(clip: Path, seconds: float) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--clip", str(clip), "--stream-seconds", str(seconds)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", type=Path, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--long-minutes", type=float, default=0.0)
+    parser.add_argument("--skip-command", action="store_true", help="do not time `avatar listen`")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--stream-seconds", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.stream_seconds is not None:  # child process of --long-minutes
+        import torch
+
+        torch.set_num_threads(1)
+        print(json.dumps(_long_stream(args.clip, args.stream_seconds)))
+        return 0
+
+    import torch
+
+    torch.set_num_threads(1)
+    from avatar.paths import shared_dir
+    from drivers import media
+    from drivers.listener.cues import speaker_cues
+    from drivers.listener.pipeline import load_listener
+    from drivers.listener.stream import ListenerStream, listen
+
+    clip = args.clip
+    if clip is None:
+        shared = shared_dir()
+        if shared is None:
+            print("error: pass --clip (../shared is absent)", file=sys.stderr)
+            return 2
+        clip = shared / "media" / "videos" / "WDA_AlexandriaOcasioCortez_000.mp4"
+    pipeline = load_listener()
+    cues = speaker_cues(clip)
+    duration = len(cues) / 30.0
+    listen(cues[:30], pipeline=pipeline)  # warm-up
+    times = []
+    for _ in range(args.repeats):
+        tic = time.perf_counter()
+        listen(cues, pipeline=pipeline)
+        times.append(time.perf_counter() - tic)
+    result = {"clip": str(clip), "clip_seconds": round(duration, 3), "realtime_factor": round(duration / min(times), 2),
+              "generation_seconds": [round(t, 3) for t in times], "sampling": pipeline.sampling.__dict__}
+
+    # algorithmic latency, measured: stream the audio in 10 ms pieces
+    waveform = media.read_audio(clip, fill_missing=True)
+    stream = ListenerStream(seed=0, pipeline=pipeline)
+    piece, pushed, emitted, worst = 160, 0, 0, 0.0
+    while pushed < waveform.size:
+        chunk = waveform[pushed:pushed + piece]
+        emitted += stream.push(audio=chunk).shape[0]
+        pushed += chunk.size
+        if pushed >= 16000 * 0.5:  # after start-up
+            worst = max(worst, pushed / 16000 - emitted / 30.0)
+    result["latency_ms"] = round(1000 * worst, 1)
+    result["latency_ms_documented"] = round(pipeline.latency_ms, 1)
+
+    if not args.skip_command:
+        walls, infos = [], []
+        for repeat in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "listen.mp4"
+                command = [sys.executable, "-m", "avatar", "listen", "--speaker", str(clip), "-o", str(out),
+                           "--size", "256"]
+                tic = time.perf_counter()
+                done = subprocess.run(command, capture_output=True, text=True)
+                walls.append(time.perf_counter() - tic)
+                if done.returncode != 0:
+                    print(done.stderr[-2000:], file=sys.stderr)
+                    return 1
+                infos.append(json.loads(out.with_suffix(".json").read_text()))
+        best = int(np.argmin(walls))
+        result["listen_8s_wall_s"] = round(walls[best], 3)
+        result["listen_walls_s"] = [round(w, 3) for w in walls]
+        result["listen_timings"] = infos[best]["timings"]
+        result["listen_command"] = " ".join(command[:3]) + " ..."
+
+    if args.long_minutes > 0:
+        short = _run_long(clip, 10.0)
+        long = _run_long(clip, 60.0 * args.long_minutes)
+        result["long"] = {"short": short, "long": long,
+                          "peak_rss_ratio": round(long["peak_rss_mb"] / short["peak_rss_mb"], 3)}
+    print(json.dumps(result) if args.json else json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""drivers.listener.command: `avatar listen` outputs, errors, seeds, real clips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from avatar.errors import AvatarInputError
+from drivers import media
+from drivers.listener import CODE_DIM
+from drivers.listener.command import default_avatar, output_paths, run_listen_command
+from drivers.listener.model import ListenerDenoiser, ListenerModelConfig
+from drivers.listener.pipeline import ListenerPipeline, SamplingConfig, default_listener_dir
+from drivers.motion import Motion
+
+SR = 16000
+
+
+@pytest.fixture()
+def small_listener(monkeypatch):
+    """A small random listener in place of the shipped weights (structure tests stay fast)."""
+    torch.manual_seed(0)
+    model = ListenerDenoiser(ListenerModelConfig(width=32, heads=2, layers=2, window=16))
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    pipeline = ListenerPipeline(model, sampling=SamplingConfig(chunk=3, steps=2))
+    monkeypatch.setattr("drivers.listener.pipeline.load_listener", lambda *a, **k: pipeline)
+    return pipeline
+
+
+@pytest.fixture()
+def speech_wav(tmp_path):
+    t = np.arange(int(3.0 * SR)) / SR
+    wave = 0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 0.4 * t) > -0.3)
+    path = tmp_path / "speaker.wav"
+    soundfile.write(path, wave.astype(np.float32), SR)
+    return path
+
+
+def _decoded(path):
+    frames = sum(1 for _ in media.iter_frames(path, fps=None))
+    audio = media.read_audio(path)
+    return frames, audio.size / SR, media.probe(path, check_silence=False)
+
+
+def test_default_avatar_renders():
+    from drivers.listener.render import ListenerRenderer
+
+    avatar = default_avatar()
+    codes = torch.zeros(2, CODE_DIM)
+    codes[1, 10:12] = 1.0  # eyes closed
+    frames = ListenerRenderer(avatar, 64).render(codes)
+    assert frames.shape == (2, 64, 64, 3) and frames.dtype == np.uint8
+    assert (frames[0] != 255).any()  # the head is drawn over the white background
+    assert not np.array_equal(frames[0], frames[1])
+
+
+def test_listen_on_audio_only_writes_everything(tmp_path, speech_wav, small_listener):
+    out = tmp_path / "out" / "listener.mp4"
+    result = run_listen_command(speech_wav, out=out, size=64, seed=3)
+    paths = output_paths(out)
+    assert all(p.is_file() for p in paths.values())
+    frames, audio_seconds, info = _decoded(out)
+    assert frames == result.frames == 90  # 30 fps x 3 s
+    assert info.has_audio and audio_seconds == pytest.approx(3.0, abs=0.05)
+    assert (info.width, info.height) == (64, 64)
+    motion = Motion.load(paths["motion"])
+    assert motion.num_frames == 90 and motion.fps == 30.0
+    header = paths["csv"].read_text().splitlines()[0]
+    assert header.startswith("Timecode,BlendShapeCount")
+    document = json.loads(paths["report"].read_text())
+    for key in ("frames", "seconds_total", "timings", "latency_ms", "seed", "avatar"):
+        assert key in document
+    assert document["frames"] == 90 and document["avatar"] == "built-in default avatar"
+
+
+def test_listen_seeds_reproduce_and_differ(tmp_path, speech_wav, small_listener):
+    motions = []
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        result = run_listen_command(speech_wav, out=tmp_path / f"{name}.mp4", size=32, seed=seed)
+        motions.append(Motion.load(result.motion))
+    assert np.array_equal(motions[0].weights, motions[1].weights)
+    assert np.array_equal(motions[0].head_rotation, motions[1].head_rotation)
+    assert not np.array_equal(motions[0].head_rotation, motions[2].head_rotation)
+
+
+def test_listen_refuses_to_overwrite(tmp_path, speech_wav, small_listener):
+    out = tmp_path / "x.mp4"
+    run_listen_command(speech_wav, out=out, size=32)
+    before = out.stat().st_mtime_ns
+    with pytest.raises(AvatarInputError, match="--force"):
+        run_listen_command(speech_wav, out=out, size=32)
+    assert out.stat().st_mtime_ns == before
+    run_listen_command(speech_wav, out=out, size=32, force=True)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"avatar_dir": "a.avatar", "photo": "p.jpg"}, "either"),
+    ({"size": 8}, "--size"),
+    ({"style": "not_a_preset"}, "preset"),
+    ({"out": "listener.avi"}, ".mp4"),
+])
+def test_listen_bad_input(tmp_path, speech_wav, kwargs, message):
+    kwargs = {"out": tmp_path / "o.mp4", **kwargs}
+    with pytest.raises(AvatarInputError, match=message):
+        run_listen_command(speech_wav, **kwargs)
+
+
+def test_listen_missing_speaker(tmp_path):
+    with pytest.raises(AvatarInputError, match="not found"):
+        run_listen_command(tmp_path / "nope.mp4", out=tmp_path / "o.mp4")
+
+
+def test_listen_real_video_without_audio_side_by_side(tmp_path, shared, small_listener):
+    """d0: 3.12 s video with no audio track — the output still has an audio track (silence) of equal length."""
+    clip = shared / "media" / "videos" / "d0.mp4"
+    out = tmp_path / "d0.mp4"
+    result = run_listen_command(clip, out=out, size=48, side_by_side=True)
+    frames, audio_seconds, info = _decoded(out)
+    expected = media.probe(clip).num_motion_frames()
+    assert frames == result.frames == expected
+    assert (info.width, info.height) == (96, 48)
+    assert info.has_audio and audio_seconds == pytest.approx(expected / 30.0, abs=0.05)
+
+
+@pytest.fixture(scope="module")
+def shipped_weights():
+    if not (default_listener_dir() / "model.safetensors").is_file():
+        pytest.skip("the shipped listener weights are not installed")
+
+
+def test_listen_real_speech_clip(tmp_path, shared, shipped_weights):
+    """pyfeat_single_face (2.4 s, mp3 audio): plays back with 30 fps x duration frames and equal audio."""
+    clip = shared / "media" / "videos" / "pyfeat_single_face.mp4"
+    out = tmp_path / "p.mp4"
+    result = run_listen_command(clip, out=out, size=64, style="warm")
+    frames, audio_seconds, info = _decoded(out)
+    expected = media.probe(clip).num_motion_frames()
+    assert frames == result.frames == expected
+    assert info.has_audio and audio_seconds == pytest.approx(expected / 30.0, abs=0.05)
+    assert result.info["style_caption"]
+
+
+def test_listen_silent_clip_is_idle_but_alive(tmp_path, shared, shipped_weights):
+    """d18 (7.2 s, an audio track of pure silence): blinks and sway, no nods."""
+    from drivers.listener.metrics import detect_nods
+
+    result = run_listen_command(shared / "media" / "videos" / "d18.mp4", out=tmp_path / "s.mp4", size=32)
+    motion = Motion.load(result.motion)
+    blink = motion.weights[:, 10]
+    assert ((blink[1:] > 0.5) & (blink[:-1] <= 0.5)).sum() >= 1
+    assert motion.head_rotation.std(axis=0).max() > 0.002
+    assert detect_nods(motion.head_rotation) == []
