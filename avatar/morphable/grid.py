@@ -108,8 +108,9 @@ class SparseGridLevel(nn.Module):
         feats = state_dict.get(prefix + "features")
         if keys is not None and feats is not None:
             self.active_keys = keys.to(torch.int32).clone()
-            self.features = nn.Parameter(torch.zeros_like(feats, dtype=torch.float32))
             self._index = None
+            if self.features.shape != feats.shape:  # keep the Parameter object when it fits: an optimizer may hold it
+                self.features = nn.Parameter(torch.zeros_like(feats, dtype=torch.float32))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def corners(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
