@@ -5,6 +5,7 @@ Stages, one folder each: ``avatar.morphable`` (shape), ``avatar.fitting`` (photo
 
     import avatar
     a = avatar.fit("photo.jpg")                      # or avatar.load("photo.avatar")
+    b = avatar.generate("a woman with a round face and a small nose", seed=1)
     frame = a.render(expression={"jawOpen": 0.4}, yaw=0.3, size=512)
 
 The public functions are imported on first use, so ``import avatar`` stays light.
@@ -12,8 +13,8 @@ The public functions are imported on first use, so ``import avatar`` stays light
 
 __version__ = "0.1.0"
 
-_LAZY = {"fit": "avatar.api", "load": "avatar.api", "Avatar": "avatar.api"}
-__all__ = ["Avatar", "fit", "load", "__version__"]
+_LAZY = {"fit": "avatar.api", "load": "avatar.api", "Avatar": "avatar.api", "generate": "avatar.generator.command"}
+__all__ = ["Avatar", "fit", "generate", "load", "__version__"]
 
 
 def __getattr__(name):

@@ -19,7 +19,7 @@ from avatar.generator.captions import (HELDOUT_PAIRS, MAX_PROMPT_CHARS, Attribut
 from avatar.generator.model import DenoiserConfig, IdentityDenoiser
 from avatar.generator.pipeline import DDIMSampler, GeneratorPipeline, GeneratorSettings
 
-SCHEDULER = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "epsilon",
+SCHEDULER = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction",
              "clip_sample": False, "timestep_spacing": "trailing", "set_alpha_to_one": True}
 
 
@@ -47,15 +47,18 @@ def _synthetic_head(geo_dim: int = 100):
 
 
 class GaussianDenoiser(nn.Module):
-    """The exact ε-predictor for N(0, I) data: ε̂ = √(1 − ᾱ_t) x_t (text is ignored)."""
+    """The exact denoiser for N(0, I) data: ε̂ = √(1 − ᾱ_t) x_t, x̂0 = √ᾱ_t x_t, so v̂ = 0 (text is ignored)."""
 
-    def __init__(self, dim: int = 112):
+    def __init__(self, dim: int = 112, prediction_type: str = "v_prediction"):
         super().__init__()
         self.config = DenoiserConfig(code_dim=dim)
         self.alphas = DDIMSampler(**SCHEDULER).alphas_cumprod
+        self.prediction_type = prediction_type
 
     def forward(self, x, t, clauses, mask):
         t = torch.as_tensor(t).long().expand(x.shape[0])
+        if self.prediction_type == "v_prediction":
+            return torch.zeros_like(x)
         return (1 - self.alphas[t])[:, None].sqrt() * x
 
 
@@ -228,10 +231,12 @@ def test_bins_levels_and_satisfied():
 
 
 # ----------------------------------------------------------------------------------------------- scheduler / model
-def test_ddim_sampler_matches_diffusers():
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+def test_ddim_sampler_matches_diffusers(prediction_type):
     from diffusers import DDIMScheduler
 
-    ours, theirs = DDIMSampler(**SCHEDULER), DDIMScheduler.from_config(SCHEDULER)
+    config = {**SCHEDULER, "prediction_type": prediction_type}
+    ours, theirs = DDIMSampler(**config), DDIMScheduler.from_config(config)
     ours.set_timesteps(12)
     theirs.set_timesteps(12)
     assert ours.timesteps.tolist() == theirs.timesteps.tolist()
@@ -244,6 +249,16 @@ def test_ddim_sampler_matches_diffusers():
     assert torch.allclose(a, b, atol=1e-4)
     noise, t = torch.randn(3, 7), torch.tensor([5, 500, 999])
     assert torch.allclose(ours.add_noise(x, noise, t), theirs.add_noise(x, noise, t), atol=1e-6)
+
+
+def test_split_and_join_prediction_are_inverse():
+    from avatar.generator.pipeline import join_prediction, split_prediction
+
+    x, out, alpha = torch.randn(4, 6), torch.randn(4, 6), torch.tensor(0.37)
+    for kind in ("v_prediction", "epsilon"):
+        eps, x0 = split_prediction(out, x, alpha, kind)
+        assert torch.allclose(alpha.sqrt() * x0 + (1 - alpha).sqrt() * eps, x, atol=1e-5)  # consistent with x_t
+        assert torch.allclose(join_prediction(x0, x, alpha, kind), out, atol=1e-5)
 
 
 def test_denoiser_condition_and_files(tmp_path):

@@ -45,8 +45,8 @@ class DenoiserConfig:
 
     code_dim: int = 112
     text_dim: int = 384
-    width: int = 384
-    depth: int = 4
+    width: int = 256
+    depth: int = 3
     mlp_ratio: int = 2
     time_dim: int = 128
     max_clauses: int = 12
@@ -128,9 +128,12 @@ class IdentityDenoiser(nn.Module):
         null = self.null_condition[None].expand(batch, -1)
         if clauses.shape[1] == 0:
             return null
-        m = mask.to(clauses.dtype)[..., None]
-        summed = (self.clause_mlp(clauses) * m).sum(1)
-        present = (m.sum(1) > 0).to(clauses.dtype)
+        valid = mask > 0  # only real clauses go through the MLP (captions use ~3 of the K slots)
+        rows = torch.arange(batch, device=mask.device)[:, None].expand_as(mask)[valid]
+        features = self.clause_mlp(clauses[valid]) * mask[valid].to(clauses.dtype)[:, None]
+        summed = torch.zeros(batch, features.shape[1], dtype=features.dtype, device=features.device)
+        summed = summed.index_add(0, rows, features)
+        present = valid.any(1, keepdim=True).to(summed.dtype)
         return present * summed + (1 - present) * null
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, clauses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,9 @@ scheduler with diffusers' interface (``set_timesteps``, ``timesteps``, ``step(..
 attribute quantiles stored beside the weights (``assets/generator``).
 
 **Sampling** (:meth:`GeneratorPipeline.__call__`): DDIM with classifier-free guidance
-``ε = ε(∅) + g (ε(text) − ε(∅))`` over the normalised ``[z_geo, z_tex]``.
+``v = v(∅) + g (v(text) − v(∅))`` over the normalised ``[z_geo, z_tex]``. The denoiser predicts
+v (``√ᾱ ε − √(1−ᾱ) x0``): with the cosine schedule ᾱ at the last training step is ~1e-8, and an
+ε-predictor's ``x̂0 = (x − √(1−ᾱ) ε̂)/√ᾱ`` blows its errors up there by 10⁴; v keeps it bounded.
 
 **Editing** (:meth:`GeneratorPipeline.edit`, SDEdit with attribute preservation):
 
@@ -21,7 +23,7 @@ attribute quantiles stored beside the weights (``assets/generator``).
    ``min_change`` training standard deviations in the asked direction ("a longer nose" is longer).
 
 **Scheduler.** The default is :class:`DDIMSampler`: diffusers' ``DDIMScheduler`` step (``eta = 0``,
-ε-prediction) over the same ``alphas_cumprod``, checked against diffusers in the tests. Importing
+v- or ε-prediction) over the same ``alphas_cumprod``, checked against diffusers in the tests. Importing
 ``diffusers`` pulls in ``torch._dynamo`` (~2 s on this 2-core CPU), too much of ``avatar generate``'s
 5 s budget; pass any diffusers scheduler as ``scheduler=`` to use it instead.
 """
@@ -82,13 +84,39 @@ def _cosine_betas(num_train_timesteps: int) -> torch.Tensor:
                          for i in range(num_train_timesteps)], dtype=torch.float32)
 
 
+def split_prediction(model_output: torch.Tensor, sample: torch.Tensor, alpha_t, prediction_type: str):
+    """Noise and clean-sample estimates from a model output (diffusers' formulas).
+
+    Args:
+        model_output: ε or v, shape :math:`(B, D)`.
+        sample: the noisy sample x_t, shape :math:`(B, D)`.
+        alpha_t: ᾱ_t (scalar tensor).
+        prediction_type: ``"epsilon"`` or ``"v_prediction"``.
+
+    Returns:
+        ε̂ and x̂0, shapes :math:`(B, D)`.
+    """
+    a, s = alpha_t ** 0.5, (1 - alpha_t) ** 0.5
+    if prediction_type == "v_prediction":
+        return a * model_output + s * sample, a * sample - s * model_output
+    return model_output, (sample - s * model_output) / a
+
+
+def join_prediction(pred_original_sample: torch.Tensor, sample: torch.Tensor, alpha_t, prediction_type: str):
+    """The model output (ε or v) that yields a given clean-sample estimate at x_t (inverse of
+    :func:`split_prediction`), shape :math:`(B, D)`."""
+    a, s = alpha_t ** 0.5, (1 - alpha_t) ** 0.5
+    eps = (sample - a * pred_original_sample) / s
+    return a * eps - s * pred_original_sample if prediction_type == "v_prediction" else eps
+
+
 class DDIMSampler:
-    """Deterministic DDIM with diffusers' ``DDIMScheduler`` interface and numbers (ε-prediction, ``eta = 0``).
+    """Deterministic DDIM with diffusers' ``DDIMScheduler`` interface and numbers (``eta = 0``).
 
     Args:
         num_train_timesteps: training diffusion steps.
         beta_schedule: ``"squaredcos_cap_v2"`` or ``"linear"``.
-        prediction_type: ``"epsilon"``.
+        prediction_type: ``"v_prediction"`` or ``"epsilon"``.
         timestep_spacing: ``"trailing"`` or ``"linspace"``.
         set_alpha_to_one: the last step lands on alpha = 1 (else on ``alphas_cumprod[0]``).
         beta_start, beta_end: for the linear schedule.
@@ -104,10 +132,10 @@ class DDIMSampler:
     init_noise_sigma = 1.0
 
     def __init__(self, num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
-                 prediction_type: str = "epsilon", timestep_spacing: str = "trailing", set_alpha_to_one: bool = True,
+                 prediction_type: str = "v_prediction", timestep_spacing: str = "trailing", set_alpha_to_one: bool = True,
                  beta_start: float = 0.0001, beta_end: float = 0.02, **_ignored) -> None:
-        if prediction_type != "epsilon":
-            raise AvatarInputError(f"DDIMSampler supports prediction_type 'epsilon', got {prediction_type!r}")
+        if prediction_type not in ("epsilon", "v_prediction"):
+            raise AvatarInputError(f"DDIMSampler supports 'epsilon' and 'v_prediction', got {prediction_type!r}")
         if timestep_spacing not in ("trailing", "linspace"):
             raise AvatarInputError(f"unknown timestep_spacing {timestep_spacing!r}; use 'trailing' or 'linspace'")
         if beta_schedule == "squaredcos_cap_v2":
@@ -149,8 +177,8 @@ class DDIMSampler:
         prev_timestep = timestep - self.config.num_train_timesteps // self.num_inference_steps
         alpha_t = self.alphas_cumprod[timestep]
         alpha_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
-        pred_original_sample = (sample - (1 - alpha_t) ** 0.5 * model_output) / alpha_t ** 0.5
-        prev_sample = alpha_prev ** 0.5 * pred_original_sample + (1 - alpha_prev) ** 0.5 * model_output
+        pred_epsilon, pred_original_sample = split_prediction(model_output, sample, alpha_t, self.config.prediction_type)
+        prev_sample = alpha_prev ** 0.5 * pred_original_sample + (1 - alpha_prev) ** 0.5 * pred_epsilon
         out = SimpleNamespace(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
         return out if return_dict else (prev_sample, pred_original_sample)
 
@@ -401,7 +429,7 @@ class GeneratorPipeline:
         return z[:, : self.settings.geo_dim], z[:, self.settings.geo_dim:]
 
     def guided_noise(self, x: torch.Tensor, t, clauses: torch.Tensor, mask: torch.Tensor, guidance: float) -> torch.Tensor:
-        """Classifier-free guided ε for a batch sharing one prompt, shape :math:`(B, D)`."""
+        """Classifier-free guided model output (ε or v) for a batch sharing one prompt, shape :math:`(B, D)`."""
         batch = x.shape[0]
         if clauses.shape[1] == 0 or guidance == 0.0:
             empty = torch.zeros(batch, 0, clauses.shape[-1])
@@ -520,17 +548,17 @@ class GeneratorPipeline:
         if "z_tex" in frozen:
             block_mask[:, geo:] = 0
         alphas = self.scheduler.alphas_cumprod
+        kind = self.scheduler.config.prediction_type
         x = self.scheduler.add_noise(x0, noise, torch.tensor([timesteps[0]]))
         for index, t in enumerate(timesteps):
             with torch.no_grad():
                 eps = self.guided_noise(x, t, clauses, mask, guidance)
             a_t = alphas[t]
             if weight > 0 and targets:
-                x0_hat = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+                _, x0_hat = split_prediction(eps, x, a_t, kind)
                 g, tx = self.denormalise(x0_hat)
                 g, tx = project_attributes(g[0], tx[0], meter, targets, scale, weight, iterations=1, frozen=frozen)
-                x0_hat = self.normalise(g[None], tx[None])
-                eps = (x - a_t.sqrt() * x0_hat) / (1 - a_t).sqrt()
+                eps = join_prediction(self.normalise(g[None], tx[None]), x, a_t, kind)
             with torch.no_grad():
                 x = self.scheduler.step(eps, t, x).prev_sample
             prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1

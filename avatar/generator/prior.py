@@ -25,6 +25,7 @@ from functools import lru_cache
 import torch
 
 from avatar.errors import AvatarInputError
+from avatar.generator.pipeline import GeneratorPipeline, split_prediction
 
 #: Timesteps the energy averages over (low to mid noise: where the score carries identity detail).
 PRIOR_TIMESTEPS = (20, 60, 120, 200, 300, 400, 550, 700)
@@ -94,7 +95,10 @@ class IdentityPrior:
         flat = noisy.reshape(-1, dim)
         t = self.timesteps[:, None, None].expand(steps, draws, batch).reshape(-1)
         n = flat.shape[0]
-        eps = self.pipeline.denoiser(flat, t, clauses.expand(n, -1, -1), mask.expand(n, -1)).reshape(steps, draws, batch, dim)
+        output = self.pipeline.denoiser(flat, t, clauses.expand(n, -1, -1), mask.expand(n, -1))
+        alpha = self.alpha[:, None, None].expand(steps, draws, batch).reshape(-1, 1)
+        eps, _ = split_prediction(output, flat, alpha, self.pipeline.scheduler.config.prediction_type)
+        eps = eps.reshape(steps, draws, batch, dim)
         err = ((eps - self.noise[:, :, None]) ** 2).sum(-1)  # (S, 2P, B)
         return ((err - self.baseline[..., None]).mean(1).sum(0)) / self.scale
 
@@ -109,8 +113,6 @@ def load_prior() -> IdentityPrior:
     Raises:
         AvatarInputError: the generator weights are not installed.
     """
-    from avatar.generator.pipeline import GeneratorPipeline
-
     return IdentityPrior(GeneratorPipeline.from_pretrained())
 
 

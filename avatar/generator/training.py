@@ -1,10 +1,11 @@
-"""Training the identity denoiser: ε-prediction with condition dropout, EMA weights, resumable checkpoints.
+"""Training the identity denoiser: v- (or ε-) prediction with condition dropout, EMA weights, resumable checkpoints.
 
 Each step draws a batch of captions, looks up their identities' normalised codes and their clause
 embeddings, drops each clause with probability ``clause_dropout`` (the caption stays true: an
 unmentioned attribute is unconstrained) and all of them with probability ``condition_dropout`` (the
 unconditional model that classifier-free guidance needs), noises the codes at a uniform timestep
-with diffusers' ``DDPMScheduler`` and regresses the noise. ``checkpoint.safetensors`` (model, EMA,
+with diffusers' ``DDPMScheduler`` and regresses the velocity ``v = √ᾱ ε − √(1−ᾱ) x0`` (or the noise,
+per the scheduler config's ``prediction_type``). ``checkpoint.safetensors`` (model, EMA,
 AdamW moments) and ``checkpoint.json`` (step, RNG states) are written every ``checkpoint_every``
 steps; running again continues from them.
 """
@@ -30,8 +31,8 @@ class TrainConfig:
     """Optimisation settings (``configs/generator.yaml``, section ``train``)."""
 
     seed: int = 0
-    steps: int = 24000
-    batch: int = 512
+    steps: int = 8000
+    batch: int = 256
     lr: float = 1e-3
     min_lr: float = 2e-5
     warmup_steps: int = 500
@@ -41,7 +42,7 @@ class TrainConfig:
     condition_dropout: float = 0.1
     checkpoint_every: int = 1000
     log_every: int = 500
-    threads: int = 2
+    threads: int = 1
     max_minutes: float = 25.0
 
 
@@ -161,6 +162,7 @@ def train_denoiser(data: GeneratorData, run_dir: str | Path, model_config: Denoi
     normalised = (data.codes - mean) / std
     alphas = scheduler.alphas_cumprod.float()
     total_t = int(scheduler_config["num_train_timesteps"])
+    v_prediction = scheduler_config.get("prediction_type", "epsilon") == "v_prediction"
     start = time.time() - elapsed
     losses: list[float] = []
     stopped_early = False
@@ -178,7 +180,8 @@ def train_denoiser(data: GeneratorData, run_dir: str | Path, model_config: Denoi
         noise = torch.randn(x0.shape, generator=generator)
         a = alphas[t][:, None]
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        loss = torch.nn.functional.mse_loss(model(xt, t, clauses, mask), noise)
+        target = a.sqrt() * noise - (1 - a).sqrt() * x0 if v_prediction else noise
+        loss = torch.nn.functional.mse_loss(model(xt, t, clauses, mask), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,0 +1,34 @@
+"""The MiniLM text encoder: equal to sentence-transformers on the packaged model, offline, cached."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avatar.generator.text import EMBED_DIM, TextEncoder, load_text_encoder, model_dir
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    return load_text_encoder()
+
+
+def test_matches_sentence_transformers(encoder):
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["a long nose", "A woman with a round face and a small nose.", "", "dark-skinned man, very bushy eyebrows",
+             "Ünïcödé façade — 3D head"]
+    reference = torch.from_numpy(SentenceTransformer(str(model_dir()), device="cpu").encode(texts))
+    ours = encoder.encode(texts)
+    assert ours.shape == (len(texts), EMBED_DIM)
+    assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_semantics_cache_and_padding(encoder):
+    e = encoder.encode(["a long nose", "a longer nose", "dark skin"])
+    assert torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert float(e[0] @ e[1]) > float(e[0] @ e[2])
+    # batching with padding gives the same vectors as one at a time
+    alone = encoder.forward_single("dark skin")
+    assert torch.allclose(alone, e[2], atol=1e-5)
+    assert "a long nose" in encoder.cache and encoder.encode([]).shape == (0, EMBED_DIM)
