@@ -61,13 +61,14 @@ def fit(
     face_index: Optional[int] = typer.Option(None, "--face-index", help="Which face, 0 = largest [default: largest]."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle folder."),
     device: str = typer.Option("cpu", "--device", help="cpu (or auto)."),
+    prior: str = typer.Option("gaussian", "--prior", help="Identity prior: gaussian | generator (the text generator's)."),
 ) -> None:
     """Fit an animatable, textured avatar to one photo: writes GLB (53 ARKit morph targets), OBJ, texture, preview."""
     from avatar.fitting.command import run_fit_command
 
     with _progress() as progress:
         result = run_fit_command(photo, out, quality=quality, face_index=face_index, force=force, device=device,
-                                 progress=progress)
+                                 progress=progress, prior=prior)
     typer.echo(result.summary())
 
 
@@ -75,12 +76,18 @@ def fit(
 def demo(
     force: bool = typer.Option(False, "--force", help="Redo the demo, replacing ./avatar-demo's outputs."),
 ) -> None:
-    """Fit the astronaut photo that ships inside scikit-image into ./avatar-demo/ (no arguments needed)."""
+    """Fit the astronaut photo that ships inside scikit-image into ./avatar-demo/, then let it listen to a
+    built-in speaker clip (./avatar-demo/astronaut_listens.mp4). No arguments needed."""
     from avatar.fitting.command import run_demo_fit
+    from drivers.listener.command import run_demo_listen
 
     with _progress() as progress:
         result = run_demo_fit(force=force, progress=progress)
     typer.echo(result.summary())
+    with _progress() as progress:
+        listened = run_demo_listen(result.out_dir, result.out_dir.parent / "astronaut_listens.mp4", force=force,
+                                   progress=progress)
+    typer.echo(listened.summary())
 
 
 @app.command()

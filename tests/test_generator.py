@@ -5,6 +5,7 @@ the shipped template and an exact Gaussian denoiser (no trained weights needed).
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -402,3 +403,28 @@ def test_bad_prompts_fail_before_any_output(tmp_path, pipeline, head):
         assert not target.exists() and not list(tmp_path.iterdir())
     with pytest.raises(AvatarInputError, match="-n"):
         run_generate_command("a long nose", n=0, out_dir=target, pipeline=pipeline, head=head)
+
+
+def test_fit_code_prior_replaces_the_gaussian_term(pipeline):
+    """``FitConfig.code_prior`` (``avatar fit --prior generator``) enters the identity term at the Gaussian's
+    scale: with the exact denoiser of N(0, I) codes it reproduces the default ``mean(z²)`` term."""
+    from dataclasses import replace
+
+    from avatar.fitting.optimize import FitConfig, _priors
+    from avatar.generator.prior import IdentityPrior
+
+    z_geo = torch.randn(1, 100)
+    state = SimpleNamespace(z_geo=z_geo, expression=torch.zeros(1, 53), log_focal=torch.zeros(1))
+    gaussian = _priors(state, FitConfig())["identity_prior"]
+    learned = _priors(state, replace(FitConfig(), code_prior=IdentityPrior(pipeline)))["identity_prior"]
+    assert float(learned) == pytest.approx(float(gaussian), rel=1e-3, abs=1e-9)
+
+
+def test_fit_rejects_an_unknown_prior_before_any_work(tmp_path):
+    from avatar.fitting.command import run_fit_command
+
+    photo = tmp_path / "face.png"
+    photo.write_bytes(b"not read")
+    with pytest.raises(AvatarInputError, match="prior"):
+        run_fit_command(photo, tmp_path / "out.avatar", prior="laplace")
+    assert not (tmp_path / "out.avatar").exists()

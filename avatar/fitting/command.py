@@ -92,8 +92,9 @@ def _check_out_dir(out_dir: Path, force: bool) -> None:
 
 
 def fit_to_bundle(source, out_dir: Path, quality: str, face_index: int | None, force: bool, device: str,
-                  progress) -> FitCommandResult:
-    """Fit ``source`` (path or image array) and write the bundle to ``out_dir``."""
+                  progress, prior: str = "gaussian") -> FitCommandResult:
+    """Fit ``source`` (path or image array) and write the bundle to ``out_dir`` (``prior``: ``"gaussian"`` or
+    ``"generator"``, the text generator's density over identity codes, :mod:`avatar.generator.prior`)."""
     from avatar.api import check_device
     from avatar.bundle import write_bundle
     from avatar.fitting.optimize import config_for_quality
@@ -102,14 +103,23 @@ def fit_to_bundle(source, out_dir: Path, quality: str, face_index: int | None, f
     start = time.perf_counter()
     out_dir = Path(out_dir)
     check_device(device)
-    config_for_quality(quality)  # reject an unknown preset before any work
+    config = config_for_quality(quality)  # reject an unknown preset before any work
+    if prior not in ("gaussian", "generator"):
+        raise AvatarInputError(f"unknown --prior {prior!r}; use 'gaussian' or 'generator'")
     if face_index is not None and int(face_index) < 0:
         raise AvatarInputError(f"--face-index must be 0 or more, got {face_index}")
     _check_out_dir(out_dir, force)
     callback = _progress_callback(progress)
-    output = fit_photo(source, quality=quality, face_index=face_index, progress=callback)
+    if prior == "generator":
+        from dataclasses import replace
+
+        from avatar.generator.prior import load_prior
+
+        config = replace(config, code_prior=load_prior())
+    output = fit_photo(source, quality=quality, face_index=face_index, progress=callback, config=config)
     callback("write", 0.0)
     bundle = to_bundle(output)
+    bundle.report["identity_prior"] = prior
     bundle.report["seconds_total"] = round(time.perf_counter() - start, 3)  # write_bundle adds its own time
     write_bundle(out_dir, bundle, force=force)
     callback("write", 1.0)
@@ -118,8 +128,8 @@ def fit_to_bundle(source, out_dir: Path, quality: str, face_index: int | None, f
 
 def run_fit_command(photo: str | os.PathLike, out_dir: str | os.PathLike | None = None, quality: str = "default",
                     face_index: int | None = None, force: bool = False, device: str = "cpu",
-                    progress=None) -> FitCommandResult:
-    """``avatar fit PHOTO [-o DIR] [--quality fast|default|high] [--face-index N] [--force] [--device D]``.
+                    progress=None, prior: str = "gaussian") -> FitCommandResult:
+    """``avatar fit PHOTO [-o DIR] [--quality fast|default|high] [--face-index N] [--force] [--device D] [--prior P]``.
 
     Args:
         photo: the photo (JPEG, PNG, WebP, TIFF).
@@ -129,6 +139,7 @@ def run_fit_command(photo: str | os.PathLike, out_dir: str | os.PathLike | None 
         force: replace an existing bundle folder.
         device: ``cpu`` (or ``auto``).
         progress: a rich ``Progress``, a ``callback(stage, fraction)`` or ``None``.
+        prior: identity-code prior: ``"gaussian"`` or ``"generator"`` (the text generator's density).
 
     Returns:
         the :class:`FitCommandResult` (print ``.summary()``).
@@ -140,7 +151,7 @@ def run_fit_command(photo: str | os.PathLike, out_dir: str | os.PathLike | None 
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(photo)
     if not photo.exists():
         raise AvatarInputError(f"{photo} not found; give a JPEG, PNG, WebP or TIFF photo")
-    return fit_to_bundle(photo, out_dir, quality, face_index, force, device, progress)
+    return fit_to_bundle(photo, out_dir, quality, face_index, force, device, progress, prior)
 
 
 def run_demo_fit(demo_dir: str | os.PathLike = DEMO_DIR, quality: str = "default", force: bool = False,

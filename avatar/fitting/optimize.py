@@ -101,6 +101,9 @@ class FitConfig:
         landmark_tolerance_weight: weight of that penalty.
         landmark_lr / photometric_lr: Adam learning-rate scale of stages 2 and 4.
         depth_weight: weight of MediaPipe's depth in the initial similarity.
+        code_prior: ``energy(z_geo (B, K)) -> (B,)``, a negative log-density used in place of the
+            Gaussian ``½‖z_geo‖²`` (same weight), e.g. the generator's
+            :class:`~avatar.generator.prior.IdentityPrior` (``avatar fit --prior generator``); ``None``: Gaussian.
     """
 
     landmark_steps: int = 300
@@ -119,6 +122,7 @@ class FitConfig:
     landmark_lr: float = 1.0
     photometric_lr: float = 3.0
     depth_weight: float = 0.5
+    code_prior: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 QUALITY_PRESETS: dict[str, FitConfig] = {
@@ -350,7 +354,9 @@ def project_landmarks(head: HeadModel, layer: FlatLandmarks, state: FitState, fo
 
 def _priors(state: FitState, config: FitConfig) -> dict[str, torch.Tensor]:
     return {
-        "identity_prior": config.identity_prior * (state.z_geo**2).mean(),
+        "identity_prior": config.identity_prior * (
+            (state.z_geo**2).mean() if config.code_prior is None  # mean(z²) = (2/K)·½‖z‖²
+            else 2.0 * config.code_prior(state.z_geo).sum() / state.z_geo.shape[-1]),
         "expression_prior": config.expression_l2 * (state.expression**2).mean() + config.expression_l1 * state.expression.mean(),
         "focal_prior": config.focal_prior * (state.log_focal**2).sum(),
     }
