@@ -155,3 +155,68 @@ def test_listen_silent_clip_is_idle_but_alive(tmp_path, shared, shipped_weights)
     assert ((blink[1:] > 0.5) & (blink[:-1] <= 0.5)).sum() >= 1
     assert motion.head_rotation.std(axis=0).max() > 0.002
     assert detect_nods(motion.head_rotation) == []
+
+
+# ---------------------------------------------------------------------------------- CLI, demo, nothing half-written
+
+
+def _cli(argv):
+    from avatar import cli
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    return info.value.code
+
+
+def test_cli_listen_bad_input_is_one_line_exit_2(tmp_path, capfd):
+    bad = tmp_path / "speaker.mp4"
+    bad.write_text("not a video")
+    out = tmp_path / "o" / "listener.mp4"
+    assert _cli(["listen", "--speaker", str(bad), "-o", str(out)]) == 2
+    err = capfd.readouterr().err.strip()
+    assert "not a readable video or audio file" in err and len(err.splitlines()) == 1
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_cli_listen_writes_the_outputs(tmp_path, speech_wav, small_listener, capfd):
+    out = tmp_path / "cli.mp4"
+    code = _cli(["listen", "--speaker", str(speech_wav), "-o", str(out), "--size", "32", "--seed", "4"])
+    assert code in (0, None)
+    assert all(p.is_file() for p in output_paths(out).values())
+    assert "wrote" in capfd.readouterr().out
+
+
+def test_failure_while_listening_leaves_nothing(tmp_path, speech_wav, small_listener, monkeypatch):
+    from drivers.listener.stream import ListenerStream
+
+    calls = {"n": 0}
+    original = ListenerStream.render
+
+    def failing(self, codes, size):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise RuntimeError("renderer failed")
+        return original(self, codes, size)
+
+    monkeypatch.setattr(ListenerStream, "render", failing)
+    out = tmp_path / "run" / "listener.mp4"
+    out.parent.mkdir()
+    with pytest.raises(RuntimeError):
+        run_listen_command(speech_wav, out=out, size=32)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_demo_listen_uses_the_shipped_speaker_clip(tmp_path, small_listener):
+    from drivers.listener.command import DEMO_SPEAKER_FILE, run_demo_listen
+
+    clip = default_listener_dir() / DEMO_SPEAKER_FILE
+    info = media.probe(clip, check_silence=False)
+    assert info.has_audio and not info.has_video and 5.0 < info.duration < 20.0
+    bundle = tmp_path / "demo.avatar"
+    default_avatar().save(bundle)
+    out = tmp_path / "demo_listens.mp4"
+    result = run_demo_listen(bundle, out, size=32)
+    frames, audio_seconds, probed = _decoded(out)
+    assert frames == result.frames == int(np.ceil(info.audio_duration * 30 - 1e-6))
+    assert probed.has_audio and audio_seconds == pytest.approx(frames / 30.0, abs=0.05)
+    assert result.info["avatar"] == str(bundle)

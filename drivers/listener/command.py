@@ -374,5 +374,35 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
                                seconds_total, document)
 
 
-__all__ = ["DEFAULT_AVATAR_FILE", "ListenCommandResult", "TRACKING_STRIDE", "default_avatar", "output_paths",
-           "run_listen_command", "write_default_avatar"]
+#: The speaker clip ``avatar demo`` plays to its avatar (``scripts/build_listen_demo.py``: espeak-ng speech).
+DEMO_SPEAKER_FILE = "demo_speaker.mp3"
+
+
+def run_demo_listen(avatar_dir: str | os.PathLike, out: str | os.PathLike, force: bool = False, size: int = 256,
+                    progress=None) -> ListenCommandResult:
+    """Second half of ``avatar demo``: the demo avatar listens to the shipped speaker clip.
+
+    The clip (``assets/listener/demo_speaker.mp3``) is our own sentences spoken by Debian's espeak-ng,
+    made by ``scripts/build_listen_demo.py``; no third-party media ships.
+
+    Args:
+        avatar_dir: the demo's avatar bundle folder.
+        out: the output video (``.mp4``); its siblings as for :func:`run_listen_command`.
+        force: overwrite existing outputs.
+        size: side of the rendered avatar in pixels.
+        progress: as for :func:`run_listen_command`.
+
+    Returns:
+        :class:`ListenCommandResult`.
+    """
+    from drivers.listener.pipeline import default_listener_dir
+
+    speaker = default_listener_dir() / DEMO_SPEAKER_FILE
+    if not speaker.is_file():
+        raise AvatarInputError(f"the demo speaker clip {speaker} is missing; run scripts/build_listen_demo.py")
+    return run_listen_command(speaker, avatar_dir=avatar_dir, out=out, style="warm", seed=0, size=size, force=force,
+                              progress=progress)
+
+
+__all__ = ["DEFAULT_AVATAR_FILE", "DEMO_SPEAKER_FILE", "ListenCommandResult", "TRACKING_STRIDE", "default_avatar",
+           "output_paths", "run_demo_listen", "run_listen_command", "write_default_avatar"]
