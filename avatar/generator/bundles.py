@@ -3,8 +3,8 @@
 :func:`bundle_from_head` assembles an :class:`~avatar.bundle.AvatarBundle` from a head model and
 codes — the baked neutral mesh, the 53 morph targets, the atlas UVs and parts — exactly as
 :func:`avatar.fitting.pipeline.to_bundle` does for a fit. :func:`preview_views` renders the
-``preview.png`` of a generated avatar: the head at yaw −40°, 0°, +40°, neutral (top row) and
-smiling with the mouth slightly open (bottom row); for an edit the rows are before | after.
+``preview.png`` of a generated avatar: the head at yaw −40°, 0°, +40°, neutral, and frontal smiling
+with the mouth slightly open (one row of four panels); for an edit two rows of three, before | after.
 """
 
 from __future__ import annotations
@@ -67,30 +67,56 @@ def bundle_from_head(head, z_geo: torch.Tensor, z_tex: torch.Tensor, texture: to
     )
 
 
+def render_views(vertices: torch.Tensor, bundle: AvatarBundle, frame: torch.Tensor, yaws, panel: int) -> list[np.ndarray]:
+    """The bundle's textured export mesh, posed by each row of ``vertices``, seen from one yaw each (the
+    fit preview's camera and light, white background), in one batched render.
+
+    Args:
+        vertices: shape :math:`(N, V, 3)`.
+        bundle: gives faces, uvs and the texture.
+        frame: vertices the cameras frame, shape :math:`(V, 3)`.
+        yaws: N view yaws in degrees.
+        panel: pixels per view.
+
+    Returns:
+        N uint8 images :math:`(panel, panel, 3)`.
+    """
+    import renderers as dr
+    from avatar.fitting.preview import BACKGROUND
+
+    keep = bundle.export_face_mask()
+    faces, uv_faces = bundle.faces[keep], bundle.uv_faces[keep]
+    framed = frame[torch.unique(faces.long())]
+    cameras = [dr.frame_points(framed, (panel, panel), yaw_deg=yaw, fill=0.85) for yaw in yaws]
+    camera = dr.Camera(torch.cat([c.view for c in cameras]), torch.cat([c.projection for c in cameras]),
+                       cameras[0].image_size)
+    out = dr.render_mesh(vertices, faces, bundle.uv, uv_faces, bundle.texture[None], camera, dr.default_sh())
+    return [dr.to_uint8_image(rgba, BACKGROUND) for rgba in out.rgba]
+
+
 def preview_views(bundles: list[AvatarBundle], panel: int = PREVIEW_PANEL, smile: bool = True) -> np.ndarray:
-    """Preview rows: each bundle at yaw −40°, 0°, +40° (neutral); with ``smile`` and one bundle a second
-    row smiling.
+    """Preview rows: each bundle at yaw −40°, 0°, +40° (neutral); with ``smile`` and one bundle a fourth
+    panel, frontal and smiling with the mouth slightly open.
 
     Args:
         bundles: one bundle (generate) or two (edit: before, after).
         panel: pixels per view.
-        smile: add the smiling row (one bundle only).
+        smile: add the smiling panel (one bundle only).
 
     Returns:
-        the image, shape :math:`(R·panel, 3·panel, 3)` uint8.
+        the image, shape :math:`(R·panel, C·panel, 3)` uint8 (R bundles; C = 4 with the smile, else 3).
     """
-    from avatar.fitting.preview import PREVIEW_EXPRESSION, novel_views
+    from avatar.fitting.preview import PREVIEW_EXPRESSION, VIEW_YAWS
     from avatar.morphable.codes import expression_dict_to_weights
 
     rows = []
     frame = bundles[0].vertices
-    for bundle in bundles:
-        keep = bundle.export_face_mask()
-        faces, uv_faces = bundle.faces[keep], bundle.uv_faces[keep]
-        with torch.no_grad():
-            rows.append(novel_views(bundle.vertices[None], faces, bundle.uv, uv_faces, bundle.texture[None], frame, panel))
+    with torch.no_grad():
+        for bundle in bundles:
+            poses, yaws = [bundle.vertices] * len(VIEW_YAWS), list(VIEW_YAWS)
             if smile and len(bundles) == 1:
                 weights = expression_dict_to_weights(PREVIEW_EXPRESSION, bundle.expression_names)[0]
-                smiling = bundle.vertices + (weights @ bundle.expression_deltas.reshape(len(weights), -1)).reshape(-1, 3)
-                rows.append(novel_views(smiling[None], faces, bundle.uv, uv_faces, bundle.texture[None], frame, panel))
-    return np.concatenate([np.concatenate(r, 1) for r in rows], 0)
+                poses.append(bundle.vertices + (weights @ bundle.expression_deltas.reshape(len(weights), -1)).reshape(-1, 3))
+                yaws.append(0.0)
+            rows.append(np.concatenate(render_views(torch.stack(poses), bundle, frame, yaws, panel), 1))
+    return np.concatenate(rows, 0)
