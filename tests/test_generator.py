@@ -428,3 +428,21 @@ def test_fit_rejects_an_unknown_prior_before_any_work(tmp_path):
     with pytest.raises(AvatarInputError, match="prior"):
         run_fit_command(photo, tmp_path / "out.avatar", prior="laplace")
     assert not (tmp_path / "out.avatar").exists()
+
+
+def test_head_mismatch_is_reported(pipeline, head, meter):
+    """Generated avatars say so when the installed head is not the one the generator was trained on."""
+    from dataclasses import replace
+
+    from avatar.generator.command import head_fingerprint, head_mismatch
+
+    print_ = head_fingerprint(meter, 100, 12)
+    assert np.asarray(print_).shape == (4, len(ATTRIBUTES))
+    same = GeneratorPipeline(pipeline.denoiser, replace(pipeline.settings, record={"head_source": "synthetic",
+                                                                                   "head_fingerprint": print_}),
+                             scheduler_config=SCHEDULER)
+    assert head_mismatch(same, head, meter) == []
+    wider = replace(head, mean=head.mean * torch.tensor([1.05, 1.0, 1.0]))
+    assert "retrain" in head_mismatch(same, wider, AttributeMeter.from_head(wider))[0]
+    other = replace(head, source="ict")
+    assert "ict head" in head_mismatch(same, other, meter)[0]

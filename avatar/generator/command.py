@@ -155,6 +155,47 @@ def attribute_report(values: np.ndarray, bins, mentions=()) -> tuple[dict, list[
     return table, checks
 
 
+#: Probe identities of the head fingerprint (:func:`head_fingerprint`).
+FINGERPRINT_CODES = 4
+#: A head whose fingerprint differs by more than this (training std) from the generator's is another model.
+FINGERPRINT_TOLERANCE = 0.05
+
+
+def head_fingerprint(meter, geo_dim: int, tex_dim: int) -> list[list[float]]:
+    """Attributes of a few fixed probe identities (the mean face and 3 seeded ones), shape ``(4, 16)``:
+    what the generator's captions meant on the head it was trained on.
+
+    Args:
+        meter: the head's :class:`~avatar.generator.attributes.AttributeMeter`.
+        geo_dim: size of ``z_geo``.
+        tex_dim: size of ``z_tex``.
+    """
+    g = torch.Generator().manual_seed(12345)
+    z_geo = torch.cat([torch.zeros(1, geo_dim), torch.randn(FINGERPRINT_CODES - 1, geo_dim, generator=g)])
+    z_tex = torch.cat([torch.zeros(1, tex_dim), torch.randn(FINGERPRINT_CODES - 1, tex_dim, generator=g)])
+    with torch.no_grad():
+        return [[round(float(v), 5) for v in row] for row in meter(z_geo, z_tex)]
+
+
+def head_mismatch(pipeline, head, meter) -> list[str]:
+    """Warnings when ``head`` is not the head model the generator was trained on (another source, or
+    the same source retrained: its fingerprint moved more than :data:`FINGERPRINT_TOLERANCE` std)."""
+    record = pipeline.settings.record
+    source = record.get("head_source")
+    if source and source != head.source:
+        return [f"the generator was trained on the {source} head; this avatar uses the {head.source} head — "
+                "retrain it with scripts/train_generator.py for captions that match"]
+    stored = record.get("head_fingerprint")
+    if not stored:
+        return []
+    now = np.asarray(head_fingerprint(meter, pipeline.settings.geo_dim, pipeline.settings.tex_dim))
+    shift = np.abs(now - np.asarray(stored)) / pipeline.settings.bins.std
+    if float(shift.max()) > FINGERPRINT_TOLERANCE:
+        return [f"the installed {head.source} head differs from the one the generator was trained on (attributes moved "
+                f"up to {float(shift.max()):.2f} std); retrain it with scripts/train_generator.py"]
+    return []
+
+
 @dataclass
 class GeneratedAvatars:
     """In-memory result of :func:`generate_bundles`."""
@@ -214,10 +255,7 @@ def generate_bundles(text: str, n: int = 1, seed: int = 0, guidance: float | Non
     with torch.no_grad():
         values = meter(out.z_geo, out.z_tex).numpy()
         textures = [head.albedo(out.z_tex[i:i + 1], TEXTURE_SIZE)[0] for i in range(n)]
-    source = pipeline.settings.record.get("head_source")
-    warnings = list(out.warnings)
-    if source and source != head.source:
-        warnings.append(f"the generator was trained on the {source} head; this avatar uses the {head.source} head")
+    warnings = list(out.warnings) + head_mismatch(pipeline, head, meter)
     sample_cfg = pipeline.settings.sample
     used_guidance = float(sample_cfg.get("guidance", 3.0) if guidance is None else guidance)
     used_steps = int(sample_cfg.get("steps", 25) if steps is None else steps)
@@ -364,7 +402,7 @@ def edit_bundle(bundle, text: str, strength: float | None = None, seed: int = 0,
         "max_preserved_change_std": round(max((abs(v) for v in preserved.values()), default=0.0), 4),
         "frozen_code_blocks": list(out.frozen_blocks),
         "attributes": table,
-        "warnings": out.warnings,
+        "warnings": list(out.warnings) + head_mismatch(pipeline, head, meter),
         "avatar_engine_version": __version__,
     }
     edited = AvatarBundle(
