@@ -6,8 +6,9 @@
 Stages (all cached in WORK, so running again continues): sample identities and measure their
 attributes on the head (``load_head(data.head)``: the trained face model when installed, else the
 ICT teacher), write captions and embed their clauses with MiniLM, train the denoiser (checkpoints
-every ``train.checkpoint_every`` steps). The EMA weights, the scheduler config and the settings
-(code normalisation, attribute quantiles, provenance) are written to OUT. ``--max-minutes`` bounds
+every ``train.checkpoint_every`` steps). The EMA weights, the scheduler config, the settings
+(code normalisation, attribute quantiles, provenance, the head's fingerprint) and the held-out
+evaluation prompts (``heldout_prompts.txt``) are written to OUT. ``--max-minutes`` bounds
 the whole run (default 30): training stops early, checkpointed, when the budget is spent.
 """
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from avatar.generator.attributes import AttributeMeter
     from avatar.generator.command import head_fingerprint
     from avatar.generator.data import DataConfig, build_dataset
+    from avatar.generator.evaluation import heldout_prompts
     from avatar.generator.model import DenoiserConfig
     from avatar.generator.pipeline import GeneratorPipeline, GeneratorSettings
     from avatar.generator.training import TrainConfig, train_denoiser
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     scheduler_config = {k: v for k, v in config["scheduler"].items()}
     GeneratorPipeline(denoiser, settings, scheduler_config=scheduler_config).save_pretrained(args.out)
+    prompts = "\n".join(heldout_prompts()) + "\n"  # what scripts/eval_generator.py scores by default
+    (args.out / "heldout_prompts.txt").write_text(prompts, encoding="utf-8")
     result = {k: v for k, v in record.items() if k != "config"}
     result["out"] = str(args.out)
     result["total_minutes"] = round((time.time() - start) / 60, 2)
