@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                                              score_prompts)
     from avatar.generator.pipeline import GeneratorPipeline
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # small tensors: a second thread only contends (see avatar.generator.command.single_thread)
     pipeline = GeneratorPipeline.from_pretrained(args.weights)
     settings = pipeline.settings
     head = load_head("auto")

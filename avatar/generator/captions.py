@@ -342,8 +342,8 @@ def split_clauses(text: str) -> list[str]:
         nxt = pieces[index + 1][0] if index + 1 < len(pieces) else None
         if anchored(chunk):
             out.append([chunk, sep])
-        elif nxt is not None and has_adjective(chunk) and anchored(nxt):
-            pending = chunk + (sep if sep.strip() not in ".;!?:" else " and ")  # "a long and | narrow nose"
+        elif nxt is not None and has_adjective(chunk) and (anchored(nxt) or has_adjective(nxt)) and sep.strip() not in ".;!?:":
+            pending = chunk + sep  # "a long and | narrow nose", "big, | dark, | close-set eyes"
         elif out:
             out[-1][0] += out[-1][1] + chunk  # "a face that is wide | and long"
             out[-1][1] = sep
@@ -393,6 +393,34 @@ def parse_prompt(text: str) -> ParsedPrompt:
             seen.add(m.key)
             unique.append(m)
     return ParsedPrompt(text, unique, unrecognised, split_clauses(text))
+
+
+def condition_clauses(clauses: list[str]) -> list[str]:
+    """The descriptions the generator is conditioned on: the prompt's clauses, with a clause that asks
+    for several attributes ("a long, narrow nose") split into one description per attribute ("long
+    nose", "narrow nose"), so that each attribute guides on its own (composable guidance, see
+    :meth:`avatar.generator.pipeline.GeneratorPipeline.guided_noise`): one embedding of a
+    two-adjective phrase carries mostly its first adjective. Clauses with a negation are kept whole.
+
+    Args:
+        clauses: from :func:`split_clauses`.
+
+    Returns:
+        the conditioning descriptions, in order.
+
+    Example:
+        >>> condition_clauses(["a man", "a very long, narrow nose"])
+        ['a man', 'very long nose', 'narrow nose']
+    """
+    out: list[str] = []
+    for clause in clauses:
+        mentions = parse_prompt(clause).mentions
+        words = set(_tokens(clause))
+        if len(mentions) < 2 or words & set(NEGATIONS) or any(len(m.phrase.split()) < 2 for m in mentions):
+            out.append(clause)
+            continue
+        out.extend(("very " if m.strong else "") + m.phrase for m in mentions)
+    return out
 
 
 def _non_latin_share(text: str) -> float:

@@ -42,7 +42,7 @@ import torch
 
 from avatar.errors import AvatarInputError
 from avatar.generator.attributes import ATTRIBUTES, GEOMETRY_ATTRIBUTES, TEXTURE_ATTRIBUTES, AttributeMeter
-from avatar.generator.captions import AttributeBins, ParsedPrompt, check_prompt
+from avatar.generator.captions import AttributeBins, ParsedPrompt, check_prompt, condition_clauses
 from avatar.generator.model import IdentityDenoiser
 from avatar.paths import ASSETS_DIR
 
@@ -407,7 +407,7 @@ class GeneratorPipeline:
             AvatarInputError: see :func:`avatar.generator.captions.check_prompt`; too many clauses.
         """
         parsed = prompt if isinstance(prompt, ParsedPrompt) else check_prompt(prompt)
-        clauses = parsed.clauses
+        clauses = condition_clauses(parsed.clauses)  # one description per attribute
         limit = self.denoiser.config.max_clauses
         if len(clauses) > limit:
             raise AvatarInputError(
