@@ -1,7 +1,7 @@
 """Evaluate the identity generator: attribute accuracy on held-out prompts, diversity, Fréchet distance, edit locality.
 
-    python scripts/eval_generator.py [--prompts FILE] [--samples 8] [--guidance G] [--weights assets/generator]
-                                     [--quick] [--json]
+    python scripts/eval_generator.py [--prompts FILE] [--samples 8] [--guidance G] [--guidance-mode M]
+                                     [--weights assets/generator] [--quick] [--json]
 
 Prompts: ``assets/generator/heldout_prompts.txt`` by default (held-out sentence frames and held-out
 attribute pairs, never seen together in training; ``avatar.generator.evaluation.heldout_prompts``),
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=8, help="avatars per prompt")
     parser.add_argument("--guidance", type=float, default=None)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--guidance-mode", choices=("composable", "joint"), default=None,
+                        help="per-clause (composable) or joint classifier-free guidance [default: the weights' setting]")
     parser.add_argument("--unconditional", type=int, default=2000, help="unconditional samples for the FD")
     parser.add_argument("--edit-identities", type=int, default=6)
     parser.add_argument("--quick", action="store_true", help="accuracy and diversity only")
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # small tensors: a second thread only contends (see avatar.generator.command.single_thread)
     pipeline = GeneratorPipeline.from_pretrained(args.weights)
     settings = pipeline.settings
+    if args.guidance_mode is not None:
+        settings.sample["guidance_mode"] = args.guidance_mode
     head = load_head("auto")
     meter = AttributeMeter.from_head(head)
     prompt_file = args.prompts or args.weights / "heldout_prompts.txt"
@@ -77,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "prompt_file": str(prompt_file.relative_to(ROOT)) if prompt_file.is_relative_to(ROOT) else prompt_file.name,
         "samples_per_prompt": args.samples,
         "guidance": args.guidance if args.guidance is not None else settings.sample.get("guidance"),
+        "guidance_mode": settings.sample.get("guidance_mode", "composable"),
         "requests": requests,
         "attribute_accuracy": round(accuracy, 4),
         "attribute_accuracy_target": 0.9,

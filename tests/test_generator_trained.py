@@ -30,13 +30,17 @@ def pipeline():
 
 
 @pytest.fixture(scope="module")
-def head():
+def head(pipeline):
     from avatar.fitting.head import load_head
 
     try:
-        return load_head("auto")
+        head = load_head("auto")
     except AvatarInputError as error:
         pytest.skip(str(error))
+    trained_on = pipeline.settings.record.get("head_source")
+    if trained_on and head.source != trained_on:
+        pytest.skip(f"the generator was trained on the {trained_on} head; the installed one is {head.source}")
+    return head
 
 
 @pytest.fixture(scope="module")
