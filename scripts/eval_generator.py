@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.quick:
         n = args.unconditional
-        uncond = pipeline("", num_samples=n, seed=args.seed + 12345)
-        samples = pipeline.normalise(uncond.z_geo, uncond.z_tex).numpy()
+        chunks = [pipeline("", num_samples=min(1000, n - start), seed=args.seed + 12345 + start)
+                  for start in range(0, n, 1000)]  # the pipeline samples at most 1000 at once
+        samples = np.concatenate([pipeline.normalise(c.z_geo, c.z_tex).numpy() for c in chunks])
         held_geo, held_tex = sample_codes(max(n, 2000), geo, tex, data_config.heldout_seed)
         held = pipeline.normalise(held_geo, held_tex).numpy()[:n]
         train = pipeline.normalise(*sample_codes(n, geo, tex, data_config.seed + 99)).numpy()
