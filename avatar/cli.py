@@ -116,9 +116,9 @@ def track(
 @app.command()
 def listen(
     speaker: Path = typer.Option(..., "--speaker", help="The speaker: a video (mp4, mov, ...) or audio (wav, mp3)."),
-    avatar_dir: Optional[Path] = typer.Option(None, "--avatar", help="Avatar bundle folder [default: built-in]."),
+    avatar_dir: Optional[Path] = typer.Option(None, "--avatar", help="Avatar bundle folder (default: the built-in avatar)."),
     photo: Optional[Path] = typer.Option(None, "--photo", help="Fit the listener to this photo first."),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output video [default: <speaker stem>.listener.mp4]."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output video (default: <speaker stem>.listener.mp4)."),
     style: Optional[str] = typer.Option(None, "--style", help="Listener style: a preset, name=value pairs or a description."),
     seed: int = typer.Option(0, "--seed", help="Random seed (the same seed reproduces the output)."),
     size: int = typer.Option(256, "--size", help="Side of the rendered avatar in pixels."),
