@@ -135,3 +135,30 @@ def test_cli_bad_prompts_exit_2_with_one_line(tmp_path, text, words):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_fit_with_the_generator_prior_then_edit_the_fit(tmp_path, shared, pipeline, head):
+    """``avatar fit --prior generator`` writes a normal bundle; ``avatar edit`` of that fitted bundle moves what the
+    text asks and keeps the photo texture's detail (texture edits multiply it by the albedo model's change)."""
+    from avatar.bundle import read_bundle
+    from avatar.fitting.command import run_fit_command
+    from avatar.generator.command import run_edit_command
+
+    photo = shared / "media" / "photos" / "d19.jpg"
+    fitted = run_fit_command(photo, tmp_path / "d19.avatar", quality="fast", prior="generator")
+    bundle = read_bundle(fitted.out_dir)
+    assert fitted.report["identity_prior"] == "generator"
+    assert bundle.meta["fit"]["config"]["code_prior"] == "avatar.generator.prior"
+
+    shape = run_edit_command(fitted.out_dir, "a longer nose, fuller lips", pipeline=pipeline, head=head)
+    report = shape.reports[0]
+    assert all(c["moved_as_asked"] for c in report["requested"]), report["requested"]
+    assert report["max_preserved_change_std"] < 0.1
+    edited = read_bundle(shape.out_dir)
+    assert torch.equal(edited.texture, bundle.texture)
+
+    colour = run_edit_command(fitted.out_dir, "darker skin", out_dir=tmp_path / "dark.avatar", pipeline=pipeline,
+                              head=head)
+    assert colour.reports[0]["requested"][0]["moved_as_asked"]
+    darker = read_bundle(colour.out_dir)
+    assert torch.equal(darker.z_geo, bundle.z_geo) and float(darker.texture.mean()) < float(bundle.texture.mean())

@@ -120,6 +120,8 @@ def fit_to_bundle(source, out_dir: Path, quality: str, face_index: int | None, f
     callback("write", 0.0)
     bundle = to_bundle(output)
     bundle.report["identity_prior"] = prior
+    if isinstance(bundle.meta.get("fit", {}).get("config"), dict):  # the prior object itself is not JSON
+        bundle.meta["fit"]["config"]["code_prior"] = None if prior == "gaussian" else "avatar.generator.prior"
     bundle.report["seconds_total"] = round(time.perf_counter() - start, 3)  # write_bundle adds its own time
     write_bundle(out_dir, bundle, force=force)
     callback("write", 1.0)

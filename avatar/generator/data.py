@@ -205,8 +205,13 @@ def build_dataset(config: DataConfig, work_dir: str | Path, head=None, max_claus
     work.mkdir(parents=True, exist_ok=True)
     head = head or load_head(config.head)
     meter = AttributeMeter.from_head(head, config.texture_size)
-    key = {"seed": config.seed, "identities": config.identities, "texture_identities": config.texture_identities, "geo_dim": head.geo_dim, "tex_dim": head.tex_dim,
-           "source": head.source, "texture_size": config.texture_size, "info": head.info.get("model", "")}
+    from avatar.generator.command import head_fingerprint
+
+    key = {"seed": config.seed, "identities": config.identities, "texture_identities": config.texture_identities,
+           "geo_dim": head.geo_dim, "tex_dim": head.tex_dim, "source": head.source, "texture_size": config.texture_size,
+           "info": head.info.get("model", ""),
+           # a retrained head of the same source measures differently: its probe attributes are part of the key
+           "fingerprint": head_fingerprint(meter, head.geo_dim, head.tex_dim)}
     stamp = work / "identities.json"
     ident_file = work / "identities.safetensors"
     if ident_file.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == key:

@@ -154,7 +154,10 @@ def train_denoiser(data: GeneratorData, run_dir: str | Path, model_config: Denoi
                                                        if k not in ("steps", "max_minutes", "log_every", "threads")},
               "scheduler": dict(scheduler_config), "data": {"identities": int(data.codes.shape[0]),
                                                               "captions": int(data.caption_identity.shape[0]),
-                                                              "source": data.source}}
+                                                              "source": data.source,
+                                                              # a retrained head measures other attributes
+                                                              "attribute_mean": [round(float(v), 4) for v in
+                                                                                 data.attributes.mean(0)]}}
     step, elapsed = _load_checkpoint(run_dir, model, ema, optimizer, generator, record)
     if step:
         log({"resumed_at": step})
