@@ -121,6 +121,7 @@ def test_cli_generate_and_edit_end_to_end(tmp_path, pipeline, head):
 
     result = _run_cli("edit", "long.avatar", "fuller lips", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "1/1 requested changes made (fuller lips +" in result.stdout
     edited = read_bundle(tmp_path / "long-edited.avatar")
     assert edited.report["requested"][0]["moved_as_asked"]
     assert torch.equal(edited.z_tex, bundle.z_tex)  # a shape edit keeps the texture code

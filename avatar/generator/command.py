@@ -72,7 +72,12 @@ class GenerateResult:
                          f"{', ...' if len(self.bundles) > 4 else ''})")
         for report in self.reports[:8]:
             checks = report.get("requested", [])
-            if checks:
+            if checks and report.get("edit"):
+                moved = sum(1 for c in checks if c.get("moved_as_asked"))
+                words = ", ".join(f"{c['phrase']} {c.get('change_std', 0.0):+.2f} std" for c in checks)
+                lines.append(f"  {report.get('name', '')}: {moved}/{len(checks)} requested changes made ({words}); "
+                             f"unmentioned attributes moved at most {report.get('max_preserved_change_std', 0.0):.2f} std")
+            elif checks:
                 done = sum(1 for c in checks if c["satisfied"])
                 words = ", ".join(f"{c['phrase']} {'✓' if c['satisfied'] else '✗'}" for c in checks)
                 lines.append(f"  {report.get('name', '')}: {done}/{len(checks)} requested attributes measured as asked ({words})")
