@@ -86,7 +86,9 @@ def render_views(vertices: torch.Tensor, bundle: AvatarBundle, frame: torch.Tens
 
     keep = bundle.export_face_mask()
     faces, uv_faces = bundle.faces[keep], bundle.uv_faces[keep]
-    framed = frame[torch.unique(faces.long())]
+    used = torch.zeros(frame.shape[0], dtype=torch.bool)
+    used[faces.reshape(-1).long()] = True  # the vertices the export mesh uses (a mask: no sort)
+    framed = frame[used]
     cameras = [dr.frame_points(framed, (panel, panel), yaw_deg=yaw, fill=0.85) for yaw in yaws]
     camera = dr.Camera(torch.cat([c.view for c in cameras]), torch.cat([c.projection for c in cameras]),
                        cameras[0].image_size)
@@ -94,7 +96,7 @@ def render_views(vertices: torch.Tensor, bundle: AvatarBundle, frame: torch.Tens
     # of the 5 s `avatar generate` budget in a fresh process
     out = dr.render_mesh(vertices, faces, bundle.uv, uv_faces, bundle.texture[None], camera, dr.default_sh(),
                          antialias=False)
-    return [dr.to_uint8_image(rgba, BACKGROUND) for rgba in out.rgba]
+    return list(dr.to_uint8_image(out.rgba, BACKGROUND))
 
 
 def preview_views(bundles: list[AvatarBundle], panel: int = PREVIEW_PANEL, smile: bool = True) -> np.ndarray:
