@@ -140,12 +140,18 @@ def test_cli_bad_prompts_exit_2_with_one_line(tmp_path, text, words):
     assert not list(tmp_path.iterdir())
 
 
-def test_fit_with_the_generator_prior_then_edit_the_fit(tmp_path, shared, pipeline, head):
+def test_fit_with_the_generator_prior_then_edit_the_fit(tmp_path, shared, pipeline, head, monkeypatch):
     """``avatar fit --prior generator`` writes a normal bundle; ``avatar edit`` of that fitted bundle moves what the
     text asks and keeps the photo texture's detail (texture edits multiply it by the albedo model's change)."""
     from avatar.bundle import read_bundle
+    from avatar.fitting import optimize
     from avatar.fitting.command import run_fit_command
     from avatar.generator.command import run_edit_command
+
+    # a short fit: this test is about the prior's plumbing and editing a fitted bundle, not fit quality
+    short = optimize.FitConfig(landmark_steps=80, pose_only_steps=30, photometric_steps=4, render_size=96,
+                               texture_size=256)
+    monkeypatch.setitem(optimize.QUALITY_PRESETS, "fast", short)
 
     photo = shared / "media" / "photos" / "d19.jpg"
     fitted = run_fit_command(photo, tmp_path / "d19.avatar", quality="fast", prior="generator")
