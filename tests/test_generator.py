@@ -473,3 +473,17 @@ def test_composable_and_joint_guidance(pipeline):
     bad = GeneratorPipeline(net, replace(pipeline.settings, sample={"guidance_mode": "magic"}), scheduler_config=SCHEDULER)
     with pytest.raises(AvatarInputError, match="guidance_mode"):
         bad.guided_noise(x, t, clauses, torch.ones(1, 2), g)
+
+
+def test_bad_options_fail_before_loading_anything(tmp_path):
+    """No pipeline or head is passed: the options are rejected before the models would load."""
+    from avatar.generator.command import run_edit_command, run_generate_command
+
+    for guidance in (-1.0, 50.0, float("nan")):
+        with pytest.raises(AvatarInputError, match="--guidance"):
+            run_generate_command("a long nose", guidance=guidance, out_dir=tmp_path / "g.avatar")
+    (tmp_path / "in.avatar").mkdir()
+    for strength in (0.0, 2.0):
+        with pytest.raises(AvatarInputError, match="--strength"):
+            run_edit_command(tmp_path / "in.avatar", "a longer nose", strength=strength)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.avatar"]

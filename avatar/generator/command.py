@@ -319,6 +319,8 @@ def run_generate_command(text: str, n: int = 1, seed: int = 0, guidance: float |
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise AvatarInputError(f"--seed must be a non-negative integer, got {seed}")
     parsed = check_prompt(text)  # reject bad prompts before loading anything
+    if guidance is not None and not (isinstance(guidance, (int, float)) and 0.0 <= float(guidance) <= 20.0):
+        raise AvatarInputError(f"--guidance must be between 0 and 20, got {guidance}")
     slug = prompt_slug(parsed.text) if parsed.text else "random"
     out_dir = Path(out_dir) if out_dir is not None else Path(f"{slug}.avatar" if n == 1 else slug)
     _check_out(out_dir, force)
@@ -457,6 +459,8 @@ def run_edit_command(bundle_dir: str | os.PathLike, text: str, out_dir: str | os
     parsed = check_prompt(text)
     if not parsed.text:
         raise AvatarInputError("the edit text is empty; say what to change, e.g. 'a longer nose, fuller lips'")
+    if strength is not None and not (isinstance(strength, (int, float)) and 0.0 < float(strength) <= 1.0):
+        raise AvatarInputError(f"--strength must be in (0, 1], got {strength}")
     if out_dir is None:
         stem = bundle_dir.name[: -len(".avatar")] if bundle_dir.name.endswith(".avatar") else bundle_dir.name
         out_dir = bundle_dir.parent / f"{stem}-edited.avatar"
