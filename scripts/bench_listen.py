@@ -3,12 +3,14 @@
     python scripts/bench_listen.py [--clip CLIP] [--repeats 3] [--long-minutes 0] [--json]
 
 - ``realtime_factor``: seconds of speaker per second of generating the listener's codes from the speaker cues
-  (cue features + chunked sampling, the streaming path), best of ``--repeats``;
+  (cue features + chunked sampling, the streaming path), best of ``--repeats``; ``realtime_factor_cpu`` the
+  same per second of this process's CPU time (what one free core gives on a shared machine; the 1-minute
+  load average is recorded next to it);
 - ``latency_ms``: measured by streaming the clip's audio in 10 ms pieces: the largest gap between the
   speaker time pushed and the end of the newest code emitted (``latency_ms_documented`` is
   ``(chunk + 1) / 30 s``);
 - ``listen_8s_wall_s``: ``avatar listen --speaker CLIP --size 256`` in a fresh process (process start to
-  finished files), best of ``--repeats``, with its stage timings;
+  finished files), best of ``--repeats``, with its stage timings and ``listen_8s_cpu_s`` (its CPU time);
 - with ``--long-minutes M``: a speaker stream of M minutes (the clip's audio looped) through
   :class:`~drivers.listener.stream.ListenerStream`: peak memory next to a 10 s run, and seams — the speed
   of the codes across chunk joins next to the speed within chunks.
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -107,13 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     cues = speaker_cues(clip)
     duration = len(cues) / 30.0
     listen(cues[:30], pipeline=pipeline)  # warm-up
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.repeats):
-        tic = time.perf_counter()
+        tic, cpu = time.perf_counter(), time.process_time()
         listen(cues, pipeline=pipeline)
         times.append(time.perf_counter() - tic)
+        cpu_times.append(time.process_time() - cpu)
     result = {"clip": str(clip), "clip_seconds": round(duration, 3), "realtime_factor": round(duration / min(times), 2),
-              "generation_seconds": [round(t, 3) for t in times], "sampling": pipeline.sampling.__dict__}
+              "realtime_factor_cpu": round(duration / min(cpu_times), 2),
+              "generation_seconds": [round(t, 3) for t in times], "sampling": pipeline.sampling.__dict__,
+              "load_average_1min": round(os.getloadavg()[0], 2)}
 
     # algorithmic latency, measured: stream the audio in 10 ms pieces
     waveform = media.read_audio(clip, fill_missing=True)
@@ -129,15 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     result["latency_ms_documented"] = round(pipeline.latency_ms, 1)
 
     if not args.skip_command:
-        walls, infos = [], []
+        walls, cpus, infos = [], [], []
         for repeat in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "listen.mp4"
                 command = [sys.executable, "-m", "avatar", "listen", "--speaker", str(clip), "-o", str(out),
                            "--size", "256"]
-                tic = time.perf_counter()
+                tic, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
                 done = subprocess.run(command, capture_output=True, text=True)
                 walls.append(time.perf_counter() - tic)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus.append(after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime)
                 if done.returncode != 0:
                     print(done.stderr[-2000:], file=sys.stderr)
                     return 1
@@ -145,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         best = int(np.argmin(walls))
         result["listen_8s_wall_s"] = round(walls[best], 3)
         result["listen_walls_s"] = [round(w, 3) for w in walls]
+        result["listen_8s_cpu_s"] = round(cpus[best], 3)  # user + system CPU of the process (load-independent)
         result["listen_timings"] = infos[best]["timings"]
         result["listen_command"] = " ".join(command[:3]) + " ..."
 
