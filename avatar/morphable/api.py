@@ -25,6 +25,7 @@ import torch
 from avatar.errors import AvatarInputError
 from avatar.morphable.codes import check_codes
 from avatar.morphable.extract import narrow_band_mesh
+from avatar.morphable.geometry import close_neck
 from avatar.morphable.io import load_weights
 from avatar.morphable.model import MorphableSDF
 from avatar.morphable.template import Template, load_template
@@ -103,6 +104,11 @@ class FaceModel:
         remap = np.full(len(template.neutral), -1, dtype=np.int64)
         remap[template.skin_vertex_ids] = np.arange(len(template.skin_vertex_ids))
         self._skin_faces_local = remap[skin_faces]
+        # narrow-band seeds: the skin closed by the neck fan, like the canonical SDF's zero set
+        seed_v, self._seed_faces = close_neck(
+            template.neutral[template.skin_vertex_ids], self._skin_faces_local, remap[template.neck_loop]
+        )
+        self._seed_vertices = torch.from_numpy(seed_v)
         if model.seed_points.shape[0] == 0:
             model.seed_points = self.rest[self.skin_ids].clone()
 
@@ -203,7 +209,7 @@ class FaceModel:
             raise AvatarInputError(f"resolution must be in [16, 1024], got {resolution}")
         cfg = self.record.get("extract", {})
         verts, faces, _ = narrow_band_mesh(
-            self.model, codes, self.rest[self.skin_ids], self._skin_faces_local, resolution=resolution,
+            self.model, codes, self._seed_vertices, self._seed_faces, resolution=resolution,
             coarse=int(cfg.get("coarse", 64)), iterations=int(cfg.get("iterations", 4)), refine=int(cfg.get("refine", 0)),
         )
         mesh = FaceMesh(torch.from_numpy(verts), torch.from_numpy(faces))

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 import torch
 
-from avatar.morphable.geometry import largest_component
+from avatar.morphable.geometry import close_holes, largest_component
 from avatar.morphable.model import MorphableSDF
 
 
@@ -106,6 +106,7 @@ def narrow_band_mesh(
     iterations: int = 4,
     refine: int = 0,
     keep_largest: bool = True,
+    ring: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, ExtractionStats]:
     """Extract the zero level set of SDF(x | codes) by coarse-to-fine narrow-band marching cubes.
 
@@ -119,6 +120,8 @@ def narrow_band_mesh(
         iterations: fixed-point steps on the coarse lattice.
         refine: extra fixed-point steps at the fine vertices (0 = interpolate the coarse inverse map).
         keep_largest: keep only the largest connected component.
+        ring: fine cells added around the seeded band (the zero set may leave a band that is too
+            tight, which would open holes where it crosses the band's edge).
 
     Returns:
         vertices (cm), shape :math:`(N, 3)` float32; faces, shape :math:`(M, 3)` int32; statistics.
@@ -138,7 +141,7 @@ def narrow_band_mesh(
     f_spacing, f_origin, f_dims = _lattice(extent, resolution, lo, hi)
     seeds, normals = _seed_points(moved_np, template_faces, f_spacing)
     offsets = 0.5 * f_spacing * normals
-    f_cells = _cells_near(np.concatenate([seeds + offsets, seeds - offsets]), f_origin, f_spacing, f_dims, ring=0)
+    f_cells = _cells_near(np.concatenate([seeds + offsets, seeds - offsets]), f_origin, f_spacing, f_dims, ring=ring)
     f_vmask = _cell_vertices(f_cells)
     f_idx = np.argwhere(f_vmask)
     f_pos = (f_idx * f_spacing + f_origin).astype(np.float32)
@@ -179,7 +182,8 @@ def narrow_band_mesh(
     hi = f_idx.max(0) + 1
     volume = np.full(tuple(hi - lo), f_spacing * 4, dtype=np.float32)
     volume[tuple((f_idx - lo).T)] = sdf
-    # scikit-image processes the cube whose *upper* corner is marked in ``mask``
+    # scikit-image processes the cube whose *upper* corner is marked in ``mask``; it may still drop a
+    # few faces at the mask's edge, and the zero set may leave the band: close_holes below fans them
     mask = np.zeros(tuple(hi - lo), dtype=bool)
     mask[1:, 1:, 1:] = f_cells[lo[0] : hi[0] - 1, lo[1] : hi[1] - 1, lo[2] : hi[2] - 1]
     verts, faces, _, _ = marching_cubes(volume, level=0.0, spacing=(f_spacing,) * 3, mask=mask)
@@ -187,6 +191,7 @@ def narrow_band_mesh(
     faces = faces.astype(np.int32)  # skimage orients them outward for sdf < 0 inside
     if keep_largest and len(faces):
         verts, faces = largest_component(verts, faces)
+    verts, faces = close_holes(verts, faces)
     return verts, faces, stats
 
 

@@ -163,3 +163,44 @@ def is_watertight(faces: np.ndarray) -> bool:
     edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
     _, counts = np.unique(edges, axis=0, return_counts=True)
     return bool(len(faces)) and bool((counts == 2).all())
+
+
+def close_holes(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fan every boundary loop to its centroid (the loops marching cubes leaves where a zero set
+    leaves its band are a few cells long, so a fan is as good as any triangulation).
+
+    Args:
+        vertices: shape :math:`(V, 3)`.
+        faces: consistently oriented triangles, shape :math:`(F, 3)`.
+
+    Returns:
+        vertices with one centroid per loop appended, shape :math:`(V+L, 3)`; faces with the fans
+        appended, shape :math:`(F+B, 3)` (B = boundary edges). Unchanged when there are no holes.
+    """
+    directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2).astype(np.int64)
+    key = np.minimum(directed[:, 0], directed[:, 1]) * (len(vertices) + 1) + np.maximum(directed[:, 0], directed[:, 1])
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    open_edges = directed[counts[inverse] == 1]  # a→b as the triangle traverses it
+    if len(open_edges) == 0:
+        return vertices, faces
+    outgoing: dict[int, list[int]] = {}
+    for a, b in open_edges.tolist():
+        outgoing.setdefault(a, []).append(b)
+    new_vertices, fans = [], []
+    for start in list(outgoing):
+        while outgoing.get(start):  # walk loops edge by edge; a vertex may start several
+            loop, v = [start], outgoing[start].pop()
+            while v != start and outgoing.get(v):
+                loop.append(v)
+                v = outgoing[v].pop()
+            if v != start or len(loop) < 3:
+                continue  # an open chain (non-manifold boundary): leave it rather than fan across the mesh
+            centre = len(vertices) + len(new_vertices)
+            new_vertices.append(vertices[loop].mean(0))
+            loop_arr = np.asarray(loop)
+            # the triangle traverses a→b, so the fan traverses b→a
+            fans.append(np.stack([np.roll(loop_arr, -1), loop_arr, np.full_like(loop_arr, centre)], 1))
+    if not fans:
+        return vertices, faces
+    verts = np.concatenate([vertices, np.asarray(new_vertices, dtype=vertices.dtype)], 0)
+    return verts, np.concatenate([faces, np.concatenate(fans).astype(faces.dtype)], 0)

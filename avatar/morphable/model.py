@@ -119,6 +119,22 @@ class DeformationField(nn.Module):
         h = self.mlp[:-1](self.grid(points.reshape(-1, 3))).reshape(b, n, -1)
         return torch.bmm(h, matrix.transpose(1, 2)) + bias[:, None]
 
+    def jacobian(self, points: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``∂D/∂p`` per point (points do not interact, so three backward passes give all rows).
+
+        Args:
+            points: canonical positions, shape :math:`(B, N, 3)`.
+            matrix: shape :math:`(B, 3, H_{last})`; bias: shape :math:`(B, 3)`.
+
+        Returns:
+            Jacobians, shape :math:`(B, N, 3, 3)` (row i = gradient of displacement component i).
+        """
+        with torch.enable_grad():
+            q = points.detach().requires_grad_(True)
+            d = self.displacement(q, matrix, bias)
+            rows = [torch.autograd.grad(d[..., i].sum(), q, retain_graph=i < 2)[0] for i in range(3)]
+        return torch.stack(rows, dim=-2)
+
 
 class ExplicitParts(nn.Module):
     """Eyes, teeth, gums, lashes: template components moved by code-linear rigid+scale motions.
@@ -155,6 +171,16 @@ class ExplicitParts(nn.Module):
         m = torch.einsum("bk,kjd->bjd", codes, self.motion)[:, self.component]  # (B, P, 7)
         r = (rest - self.origin[self.component])[None]
         return m[..., :3] + torch.cross(m[..., 3:6], r.expand_as(m[..., :3]), dim=-1) + m[..., 6:7] * r
+
+
+def _implicit_gradient(jacobian: torch.Tensor):
+    """Gradient hook for ``p* = x - D(p*)``: maps g to :math:`(I + J)^{-T} g`, J shape :math:`(B, N, 3, 3)`."""
+    system = (torch.eye(3, dtype=jacobian.dtype) + jacobian).transpose(-1, -2)
+
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve(system, grad.unsqueeze(-1)).squeeze(-1)
+
+    return hook
 
 
 class MorphableSDF(nn.Module):
@@ -245,8 +271,9 @@ class MorphableSDF(nn.Module):
     ) -> torch.Tensor:
         """Deformed → canonical positions by fixed-point steps ``p ← x - D(p; c)``.
 
-        Only the last step carries gradients (to codes, field and points), the usual one-step
-        approximation of implicit differentiation.
+        The steps run without gradients; the result carries the exact implicit gradient (to codes,
+        field and points): the last step's graph, with the incoming gradient first multiplied by
+        :math:`(I + \\partial D / \\partial p)^{-T}` at the fixed point (a 3×3 solve per point).
 
         Args:
             points: deformed positions, shape :math:`(B, N, 3)`.
@@ -263,7 +290,11 @@ class MorphableSDF(nn.Module):
             p = self.seed_inverse(points, codes) if init is None else init
             for _ in range(max(iterations - 1, 0)):
                 p = points - self.deform.displacement(p, matrix.detach(), bias.detach())
-        return points - self.deform.displacement(p.detach(), matrix, bias)
+        p = p.detach()
+        out = points - self.deform.displacement(p, matrix, bias)
+        if out.requires_grad:
+            out.register_hook(_implicit_gradient(self.deform.jacobian(p, matrix.detach(), bias.detach())))
+        return out
 
     @torch.no_grad()
     def seed_inverse(self, points: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
