@@ -117,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         listen(cues, pipeline=pipeline)
         times.append(time.perf_counter() - tic)
         cpu_times.append(time.process_time() - cpu)
-    result = {"clip": str(clip), "clip_seconds": round(duration, 3), "realtime_factor": round(duration / min(times), 2),
+    shown = clip
+    if shared_dir() is not None and clip.resolve().is_relative_to(shared_dir().resolve()):
+        shown = Path("../shared") / clip.resolve().relative_to(shared_dir().resolve())  # no machine paths in reports
+    result = {"clip": str(shown), "clip_seconds": round(duration, 3), "realtime_factor": round(duration / min(times), 2),
               "realtime_factor_cpu": round(duration / min(cpu_times), 2),
               "generation_seconds": [round(t, 3) for t in times], "sampling": pipeline.sampling.__dict__,
               "load_average_1min": round(os.getloadavg()[0], 2)}
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         result["listen_walls_s"] = [round(w, 3) for w in walls]
         result["listen_8s_cpu_s"] = round(cpus[best], 3)  # user + system CPU of the process (load-independent)
         result["listen_timings"] = infos[best]["timings"]
-        result["listen_command"] = " ".join(command[:3]) + " ..."
+        result["listen_command"] = "python -m avatar listen --speaker CLIP -o OUT.mp4 --size 256"
 
     if args.long_minutes > 0:
         short = _run_long(clip, 10.0)
