@@ -168,7 +168,7 @@ class ListenerStream:
         if self._renderer is None or self._renderer.size != size:
             from drivers.listener.render import ListenerRenderer
 
-            self._renderer = ListenerRenderer(self.avatar, size)
+            self._renderer = ListenerRenderer(self.avatar, size, batch=16)
         return self._renderer.render(codes)
 
 
