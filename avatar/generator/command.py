@@ -163,7 +163,9 @@ def attribute_report(values: np.ndarray, bins, mentions=()) -> tuple[dict, list[
 #: Probe identities of the head fingerprint (:func:`head_fingerprint`).
 FINGERPRINT_CODES = 4
 #: A head whose fingerprint differs by more than this (training std) from the generator's is another model.
-FINGERPRINT_TOLERANCE = 0.05
+#: Measured: weights trained on one face-model version kept their 97.5 % held-out accuracy on the next one,
+#: whose probe attributes moved up to 0.18 std; a version 0.83 std away is another model.
+FINGERPRINT_TOLERANCE = 0.25
 
 
 def head_fingerprint(meter, geo_dim: int, tex_dim: int) -> list[list[float]]:
