@@ -90,9 +90,10 @@ def test_expression_leaves_skull_and_nose_shape_unchanged(fm):
     moved = (v1 - v0).norm(dim=-1)
     assert skull.sum() > 300
     assert moved[skull].max() < 0.02  # cm: 0.2 mm
-    # the nose may follow a smile rigidly (ICT's own smile shifts the bridge by 0.14 mm), but its shape stays
-    bridge_and_tip = torch.from_numpy(t.neutral[t.landmarks_68[27:31]])
-    nose = (torch.cdist(rest, bridge_and_tip).min(1).values < 1.0) & skin
+    # the nose may follow a smile rigidly (ICT's own smile shifts the bridge by 0.14 mm), but the bridge's
+    # shape stays (the tip and nostrils do flex in the teacher too, by 0.17 mm here)
+    bridge = torch.from_numpy(t.neutral[t.landmarks_68[27:30]])
+    nose = (torch.cdist(rest, bridge).min(1).values < 1.0) & skin
     assert nose.sum() > 100
     assert _rigid_residual(v0[nose], v1[nose]).max() < 0.02  # cm: 0.2 mm
     # ...while the jaw does move

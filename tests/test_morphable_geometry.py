@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import trimesh
 
 from avatar.morphable.geometry import close_neck, is_watertight, largest_component, sample_surface, signed_distance
@@ -47,3 +48,18 @@ def test_surface_metrics_of_identical_and_offset_spheres():
     assert same["chamfer_l1"] < 1e-6 and same["normal_consistency"] > 0.999 and same["fscore"] == 1.0
     bigger = surface_metrics(s.vertices * 1.05, s.faces, s.vertices, s.faces, region, 5000, 0.01)
     assert abs(bigger["chamfer_l1"] - 0.05) < 0.005 and bigger["fscore"] < 0.05
+
+
+def test_close_holes_fans_simple_and_pinched_loops():
+    from avatar.morphable.geometry import close_holes
+
+    sphere = trimesh.creation.icosphere(2)
+    v, f = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    around_zero = np.flatnonzero((f == 0).any(1))
+    pinched = np.delete(f, [around_zero[0], around_zero[2]], axis=0)  # two holes touching at vertex 0
+    three = np.delete(f, [0, 50, 100], axis=0)
+    for faces in (pinched, three):
+        v2, f2 = close_holes(v, faces)
+        assert is_watertight(f2)
+        assert trimesh.Trimesh(v2, f2, process=False).volume == pytest.approx(sphere.volume, rel=0.02)
+    assert close_holes(v, f)[1] is f  # nothing to close

@@ -98,7 +98,7 @@ class FaceModel:
         self.texture_decoder = texture_decoder
         self.template = template
         self.record = record
-        self.rest = torch.from_numpy(np.asarray(template.neutral, dtype=np.float32))
+        self.rest = torch.from_numpy(np.array(template.neutral, dtype=np.float32))
         self.skin_ids = torch.from_numpy(template.skin_vertex_ids)
         skin_faces = template.skin_faces
         remap = np.full(len(template.neutral), -1, dtype=np.int64)

@@ -186,20 +186,34 @@ def close_holes(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np
     outgoing: dict[int, list[int]] = {}
     for a, b in open_edges.tolist():
         outgoing.setdefault(a, []).append(b)
-    new_vertices, fans = [], []
+    loops: list[list[int]] = []
     for start in list(outgoing):
         while outgoing.get(start):  # walk loops edge by edge; a vertex may start several
-            loop, v = [start], outgoing[start].pop()
-            while v != start and outgoing.get(v):
-                loop.append(v)
+            path, position, v = [start], {start: 0}, outgoing[start].pop()
+            while outgoing.get(v) is not None:
+                if v in position:  # back at a vertex of this walk: cut off the simple loop it closes
+                    j = position[v]
+                    loops.append(path[j:])
+                    for u in path[j + 1 :]:
+                        del position[u]
+                    path = path[: j + 1]
+                    if v == start and j == 0 and not outgoing.get(v):
+                        break
+                else:
+                    position[v] = len(path)
+                    path.append(v)
+                if not outgoing[v]:
+                    break  # an open chain (non-manifold boundary): left as it is
                 v = outgoing[v].pop()
-            if v != start or len(loop) < 3:
-                continue  # an open chain (non-manifold boundary): leave it rather than fan across the mesh
-            centre = len(vertices) + len(new_vertices)
-            new_vertices.append(vertices[loop].mean(0))
-            loop_arr = np.asarray(loop)
-            # the triangle traverses a→b, so the fan traverses b→a
-            fans.append(np.stack([np.roll(loop_arr, -1), loop_arr, np.full_like(loop_arr, centre)], 1))
+    new_vertices, fans = [], []
+    for loop in loops:
+        if len(loop) < 3:
+            continue
+        centre = len(vertices) + len(new_vertices)
+        new_vertices.append(vertices[loop].mean(0))
+        loop_arr = np.asarray(loop)
+        # the triangle traverses a→b, so the fan traverses b→a
+        fans.append(np.stack([np.roll(loop_arr, -1), loop_arr, np.full_like(loop_arr, centre)], 1))
     if not fans:
         return vertices, faces
     verts = np.concatenate([vertices, np.asarray(new_vertices, dtype=vertices.dtype)], 0)
