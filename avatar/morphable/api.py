@@ -203,8 +203,8 @@ class FaceModel:
         if mode == "template":
             with torch.no_grad():
                 v = self.model.template_vertices(self.rest, self.skin_ids, codes)[0]
-            return FaceMesh(v, torch.from_numpy(t.faces), torch.from_numpy(t.uv), torch.from_numpy(t.uv_faces),
-                            torch.from_numpy(t.face_parts), t.part_names)
+            return FaceMesh(v, torch.tensor(t.faces), torch.tensor(t.uv), torch.tensor(t.uv_faces),
+                            torch.tensor(t.face_parts), t.part_names)
         if not 16 <= resolution <= 1024:
             raise AvatarInputError(f"resolution must be in [16, 1024], got {resolution}")
         cfg = self.record.get("extract", {})
