@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--previews", type=Path, default=None, help="write fit_<photo>.png previews into this folder")
     parser.add_argument("--preview-photos", nargs="*", default=list(DEFAULT_PREVIEWS))
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--head", default="auto", choices=("auto", "face_model", "ict"),
+                        help="head model the fitter uses (auto: the trained face model when installed)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override FitConfig fields of the preset (ablations), e.g. photometric_steps=0")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("the evaluation needs ../shared (ICT FaceKit ground truth, real photos); set AVATAR_SHARED")
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     config = overrides(args.quality, args.set)
-    head = load_head()
+    head = load_head(args.head)
     truth = head_from_ict(100)
     start = time.perf_counter()
     synthetic = eval_synthetic(head, truth, args.identities, args.quality, not args.json, config)
