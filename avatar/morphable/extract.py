@@ -8,7 +8,8 @@ in the cells the seeded surface passes through plus one ring, reads each fine ve
 position from the trilinearly interpolated coarse inverse map, optionally refines it with fixed-point
 steps, and looks the signed distance up in the canonical grid (cheap). Marching cubes (scikit-image)
 runs on the fine band, everything else set to a positive distance; only the largest connected
-component is kept (spurious pieces in the mouth or nostrils are dropped).
+component is kept (spurious pieces in the mouth or nostrils are dropped), and the few boundary loops left
+where the zero set leaves the band (at the lips) are fanned closed, so every mesh is watertight.
 
 Template mode. Every template vertex is carried by the deformation field (skin) or its part motion
 (eyes, teeth, ...), so topology, UVs and the explicit parts are preserved for animation and export.
