@@ -27,15 +27,14 @@ part of ``avatar listen``'s 5 s budget; pass any diffusers scheduler (``DDIMSche
 
 from __future__ import annotations
 
-import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
+from avatar.diffusion import DDIMSampler
 from avatar.errors import AvatarInputError
 from drivers.listener import CODE_DIM, EXPRESSION_SLICE
 from drivers.listener.cues import SpeakerCues
@@ -46,122 +45,6 @@ from drivers.motion import MOTION_FPS
 SCHEDULER_CONFIG = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
                     "prediction_type": "sample", "timestep_spacing": "trailing", "set_alpha_to_one": True,
                     "clip_sample": False}
-
-
-# ----------------------------------------------------------------------------------------------
-# Scheduler
-
-
-def _betas(num_train_timesteps: int, beta_schedule: str, beta_start: float, beta_end: float) -> torch.Tensor:
-    """diffusers' beta schedules (``scheduling_ddim``: same formulas and dtypes)."""
-    if beta_schedule == "linear":
-        return torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float32)
-    if beta_schedule == "scaled_linear":
-        return torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_train_timesteps, dtype=torch.float32) ** 2
-    if beta_schedule == "squaredcos_cap_v2":
-        def alpha_bar(t: float) -> float:
-            return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
-
-        betas = [min(1 - alpha_bar((i + 1) / num_train_timesteps) / alpha_bar(i / num_train_timesteps), 0.999)
-                 for i in range(num_train_timesteps)]
-        return torch.tensor(betas, dtype=torch.float32)
-    raise AvatarInputError(f"unknown beta_schedule {beta_schedule!r}; use linear, scaled_linear or squaredcos_cap_v2")
-
-
-class DDIMSampler:
-    """Deterministic DDIM (``eta = 0``) with diffusers' ``DDIMScheduler`` interface and numbers.
-
-    Args:
-        num_train_timesteps: training diffusion steps.
-        beta_schedule: ``"squaredcos_cap_v2"``, ``"linear"`` or ``"scaled_linear"``.
-        prediction_type: ``"sample"`` (x0), ``"epsilon"`` or ``"v_prediction"``.
-        timestep_spacing: ``"trailing"``, ``"leading"`` or ``"linspace"``.
-        set_alpha_to_one: the last step lands on alpha = 1 (else on ``alphas_cumprod[0]``).
-        beta_start, beta_end: for the linear schedules.
-        steps_offset: diffusers' offset of ``"leading"`` timesteps.
-
-    Example:
-        >>> sampler = DDIMSampler()
-        >>> sampler.set_timesteps(4)
-        >>> sampler.timesteps.tolist()
-        [999, 749, 499, 249]
-    """
-
-    order = 1
-    init_noise_sigma = 1.0
-
-    def __init__(self, num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
-                 prediction_type: str = "sample", timestep_spacing: str = "trailing", set_alpha_to_one: bool = True,
-                 beta_start: float = 0.0001, beta_end: float = 0.02, steps_offset: int = 0, **_ignored) -> None:
-        if prediction_type not in ("sample", "epsilon", "v_prediction"):
-            raise AvatarInputError(f"unknown prediction_type {prediction_type!r}")
-        if timestep_spacing not in ("trailing", "leading", "linspace"):
-            raise AvatarInputError(f"unknown timestep_spacing {timestep_spacing!r}")
-        self.config = SimpleNamespace(num_train_timesteps=int(num_train_timesteps), beta_schedule=beta_schedule,
-                                      prediction_type=prediction_type, timestep_spacing=timestep_spacing,
-                                      set_alpha_to_one=bool(set_alpha_to_one), steps_offset=int(steps_offset))
-        betas = _betas(int(num_train_timesteps), beta_schedule, beta_start, beta_end)
-        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
-        self.final_alpha_cumprod = torch.tensor(1.0) if set_alpha_to_one else self.alphas_cumprod[0]
-        self.num_inference_steps: int | None = None
-        self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)
-
-    @classmethod
-    def from_config(cls, config: dict) -> "DDIMSampler":
-        return cls(**dict(config))
-
-    def set_timesteps(self, num_inference_steps: int, device=None) -> None:
-        """diffusers' timestep spacings."""
-        import numpy as np
-
-        total, steps = self.config.num_train_timesteps, int(num_inference_steps)
-        if not 1 <= steps <= total:
-            raise AvatarInputError(f"sampling steps must be in [1, {total}], got {steps}")
-        self.num_inference_steps = steps
-        if self.config.timestep_spacing == "trailing":
-            ratio = total / steps
-            timesteps = np.round(np.arange(total, 0, -ratio)).astype(np.int64) - 1
-        elif self.config.timestep_spacing == "leading":
-            ratio = total // steps
-            timesteps = (np.arange(0, steps) * ratio).round()[::-1].copy().astype(np.int64) + self.config.steps_offset
-        else:
-            timesteps = np.linspace(0, total - 1, steps).round()[::-1].copy().astype(np.int64)
-        self.timesteps = torch.from_numpy(timesteps)
-
-    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, eta: float = 0.0,
-             generator=None, return_dict: bool = True):
-        """One DDIM step (``eta = 0``): diffusers' formula (12) of Song et al. 2021."""
-        if self.num_inference_steps is None:
-            raise RuntimeError("call set_timesteps() before step()")
-        timestep = int(timestep)
-        prev_timestep = timestep - self.config.num_train_timesteps // self.num_inference_steps
-        alpha_prod_t = self.alphas_cumprod[timestep]
-        alpha_prod_t_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
-        beta_prod_t = 1 - alpha_prod_t
-        kind = self.config.prediction_type
-        if kind == "epsilon":
-            pred_original_sample = (sample - beta_prod_t ** 0.5 * model_output) / alpha_prod_t ** 0.5
-            pred_epsilon = model_output
-        elif kind == "sample":
-            pred_original_sample = model_output
-            pred_epsilon = (sample - alpha_prod_t ** 0.5 * pred_original_sample) / beta_prod_t ** 0.5
-        else:
-            pred_original_sample = alpha_prod_t ** 0.5 * sample - beta_prod_t ** 0.5 * model_output
-            pred_epsilon = alpha_prod_t ** 0.5 * model_output + beta_prod_t ** 0.5 * sample
-        pred_sample_direction = (1 - alpha_prod_t_prev) ** 0.5 * pred_epsilon
-        prev_sample = alpha_prod_t_prev ** 0.5 * pred_original_sample + pred_sample_direction
-        out = SimpleNamespace(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
-        return out if return_dict else (prev_sample, pred_original_sample)
-
-    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        """``sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε`` (diffusers' ``add_noise``)."""
-        alphas = self.alphas_cumprod.to(original_samples.dtype)[timesteps.long()]
-        while alphas.ndim < original_samples.ndim:
-            alphas = alphas[..., None]
-        return alphas ** 0.5 * original_samples + (1 - alphas) ** 0.5 * noise
-
-    def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor:
-        return sample
 
 
 # ----------------------------------------------------------------------------------------------
