@@ -144,6 +144,40 @@ def test_invalid_frames_do_not_leak():
     assert torch.allclose(base[:, 6:], other[:, 6:], atol=1e-5)
 
 
+def test_folded_denoising_equals_forward():
+    """The sampler's fast path (adaLN folded into the weights, a window cut after the chunk, outputs of
+    the chunk only) gives the model's forward numbers on the chunk, up to rounding."""
+    torch.manual_seed(3)
+    model = ListenerDenoiser(SMALL).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    length, kernel, count, ahead = SMALL.window, SMALL.conv_kernel, 3, 4
+    past = length - count - ahead
+    cues = torch.randn(1, SMALL.cue_context, SMALL.cue_dim)
+    cue_valid = torch.ones(1, SMALL.cue_context, dtype=torch.bool)
+    cue_valid[:, :3] = False
+    cue_valid[:, -ahead:] = False  # look-ahead frames have no cues
+    codes = torch.randn(1, length, CODE_DIM)
+    known = torch.zeros(1, length, dtype=torch.bool)
+    known[:, :past] = True
+    valid = torch.ones(1, length, dtype=torch.bool)
+    valid[:, :2] = False
+    with torch.no_grad():
+        for style in (torch.randn(1, 384), None):
+            modulations = model.modulations(torch.tensor([600]), style)
+            reference = model(codes, torch.tensor([600]), known, valid, model.cue_memory(cues, cue_valid),
+                              mask=model.attention_mask(valid, cue_valid[:, -length:]),
+                              modulations=modulations)[:, past:past + count]
+            n = past + count
+            memory = model.cue_memory(cues[:, :n + kernel - 1], cue_valid[:, :n + kernel - 1])
+            tokens = torch.cat([model.code_tokens(codes[:, :past], True, 0, valid[:, :past]),
+                                model.code_tokens(codes[:, past:n], False, past)], dim=1)
+            mask = model.attention_mask(valid[:, :n], cue_valid[:, kernel - 1:kernel - 1 + n])
+            fast = model.denoise_folded(tokens, model.fold(modulations), memory, mask, count)
+            assert fast.shape == (1, count, CODE_DIM)
+            assert torch.allclose(fast, reference, atol=1e-4 * reference.abs().max().item())
+
+
 def test_save_and_load_round_trip(tmp_path):
     model = ListenerDenoiser(SMALL)
     model.set_statistics(torch.rand(SMALL.cue_dim), torch.rand(SMALL.cue_dim) + 0.5, torch.rand(CODE_DIM),
@@ -225,6 +259,49 @@ def test_look_ahead_horizon_keeps_chunking_and_causality():
     other = pipeline(mixed, seed=5)
     assert torch.equal(whole[:27], other[:27])  # frames of chunks ending before frame 30
     assert not torch.equal(whole[30:], other[30:])
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_ddim_coefficients_match_diffusers_steps(eta):
+    """x_prev = a x0 + b x_t + sigma z reproduces diffusers' DDIMScheduler.step with the same noise z."""
+    from diffusers import DDIMScheduler
+
+    from drivers.listener.pipeline import SCHEDULER_CONFIG, ddim_coefficients, ddim_step
+
+    theirs, ours = DDIMScheduler.from_config(SCHEDULER_CONFIG), DDIMSampler.from_config(SCHEDULER_CONFIG)
+    theirs.set_timesteps(6)
+    ours.set_timesteps(6)
+    timesteps = [int(t) for t in ours.timesteps]
+    coefficients = ddim_coefficients(ours, timesteps, eta)
+    generator = torch.Generator().manual_seed(0)
+    for t in timesteps:
+        x0, x, z = torch.randn(3, 1, 5, CODE_DIM, generator=generator)
+        a, b, sigma = coefficients[t]
+        expected = theirs.step(x0, t, x, eta=eta, variance_noise=z).prev_sample
+        # diffusers' float32 1 - alpha_prev - sigma^2 cancels at t = 999, eta = 1 (ours is float64): 3e-4 there
+        assert torch.allclose(a * x0 + b * x + sigma * z, expected, atol=1e-3 if eta == 1.0 and t == 999 else 1e-5)
+        if eta > 0:  # the general path draws z from the generator
+            drawn = ddim_step(ours, x0, t, x, eta, torch.Generator().manual_seed(1))
+            z1 = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+            assert torch.allclose(drawn, a * x0 + b * x + sigma * z1, atol=1e-5)
+
+
+def test_stochastic_sampling_keeps_chunking_causality_and_seeds():
+    """eta > 0 and a noise temperature: pushes of any size still equal one call, future cues never change
+    past codes, seeds reproduce."""
+    pipeline = _small_pipeline()
+    pipeline.sampling = SamplingConfig(chunk=3, steps=3, horizon=6, eta=0.7, temperature=1.1)
+    cues = _cues(60)
+    whole = pipeline(cues, seed=5)
+    assert torch.equal(whole, pipeline(cues, seed=5))
+    featurizer, generator = CueFeaturizer(), pipeline.generator(None, 5)
+    parts = [generator.push(featurizer.push(cues[a:b])) for a, b in ((0, 4), (4, 29), (29, 60))]
+    assert torch.equal(torch.cat(parts + [generator.flush()]), whole)
+    mixed = type(cues).concat([cues[:30], _cues(60, seed=9)[30:]])
+    assert torch.equal(whole[:27], pipeline(mixed, seed=5)[:27])
+    deterministic = _small_pipeline()
+    deterministic.sampling = SamplingConfig(chunk=3, steps=3, horizon=6)
+    assert not torch.allclose(whole, deterministic(cues, seed=5))
 
 
 def test_pipeline_accepts_a_diffusers_scheduler():

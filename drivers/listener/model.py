@@ -270,6 +270,51 @@ class ListenerBlock(nn.Module):
         h = self.norm2(x) * (1 + scale2) + shift2
         return x + gate2 * self.mlp(h)
 
+    def fold(self, modulation: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """This block's linear layers with one condition's adaLN folded in (for :meth:`forward_folded`).
+
+        ``W((1 + s) ⊙ n + m) + b = (W diag(1 + s)) n + (W m + b)`` and ``g ⊙ (W a + b) = (diag(g) W) a + g ⊙ b``.
+
+        Args:
+            modulation: this block's six :math:`(1, 1, d)` tensors of :meth:`ListenerDenoiser.modulations`
+                (batch 1).
+
+        Returns:
+            weights and biases of qkv, out, mlp-in, mlp-out.
+        """
+        shift1, scale1, gate1, shift2, scale2, gate2 = (m.reshape(-1) for m in modulation)
+        first, second = self.mlp[0], self.mlp[2]
+        return (self.qkv.weight * (1 + scale1), self.qkv.bias + self.qkv.weight @ shift1,
+                self.out.weight * gate1[:, None], self.out.bias * gate1,
+                first.weight * (1 + scale2), first.bias + first.weight @ shift2,
+                second.weight * gate2[:, None], second.bias * gate2)
+
+    def forward_folded(self, x: torch.Tensor, weights: tuple[torch.Tensor, ...],
+                       memory: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor, queries: int | None = None
+                       ) -> torch.Tensor:
+        """:meth:`forward` with :meth:`fold` ed weights (batch 1; the same numbers up to rounding).
+
+        Args:
+            x: :math:`(1, L, d)` tokens.
+            weights: :meth:`fold` of this block's modulation.
+            memory: cue keys and values :math:`(1, H, L, d / H)`.
+            mask: :math:`(1, 1, L, 2L)` additive mask.
+            queries: compute outputs of the last ``queries`` tokens only (keys and values still come from all).
+
+        Returns:
+            :math:`(1, L, d)`, or :math:`(1, queries, d)`.
+        """
+        w_qkv, b_qkv, w_out, b_out, w_in, b_in, w_mlp, b_mlp = weights
+        b, length, d = x.shape
+        q, k, v = F.linear(F.layer_norm(x, (d,)), w_qkv, b_qkv).view(b, length, 3, self.heads, d // self.heads) \
+            .permute(2, 0, 3, 1, 4)
+        if queries is not None:
+            q, x = q[:, :, length - queries:], x[:, length - queries:]
+        a = F.scaled_dot_product_attention(q, torch.cat([k, memory[0]], dim=2), torch.cat([v, memory[1]], dim=2),
+                                           attn_mask=mask)
+        x = x + F.linear(a.transpose(1, 2).reshape(b, x.shape[1], d), w_out, b_out)
+        return x + F.linear(F.gelu(F.linear(F.layer_norm(x, (d,)), w_in, b_in)), w_mlp, b_mlp)
+
 
 class ListenerDenoiser(nn.Module):
     """Denoiser over windows of listener codes (see the module docstring).
@@ -424,6 +469,72 @@ class ListenerDenoiser(nn.Module):
             h = block(h, block_modulation, block_memory, mask)
         shift, scale = modulations[-1]
         return self.code_out(self.norm_out(h) * (1 + scale) + shift)
+
+    # -- fast sampling (batch 1) ----------------------------------------------------------------
+
+    def fold(self, modulations: list[tuple[torch.Tensor, ...]]) -> list[tuple[torch.Tensor, ...]]:
+        """Weights of every block and of the output with one condition's adaLN folded in.
+
+        The sampler folds each (timestep, style) once and reuses it for every chunk; with
+        :meth:`denoise_folded` a step then costs a layer norm and a linear layer where :meth:`forward`
+        spends a layer norm, a linear layer and three element-wise modulations.
+
+        Args:
+            modulations: :meth:`modulations` of one timestep and style (batch 1).
+
+        Returns:
+            per block :meth:`ListenerBlock.fold`, then the output layer's weight and bias.
+        """
+        shift, scale = (m.reshape(-1) for m in modulations[-1])
+        out = [block.fold(m) for block, m in zip(self.blocks, modulations[:-1])]
+        out.append((self.code_out.weight * (1 + scale), self.code_out.bias + self.code_out.weight @ shift))
+        return out
+
+    def code_tokens(self, codes: torch.Tensor, known: bool, start: int, valid: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+        """Input tokens of consecutive window frames (the first step of :meth:`forward`).
+
+        Args:
+            codes: :math:`(1, n, 59)` normalised codes.
+            known: the frames are given (the listener's past) rather than noisy.
+            start: window position of the first frame.
+            valid: :math:`(1, n)` bool, the frame exists (default all).
+
+        Returns:
+            :math:`(1, n, d)`.
+        """
+        if valid is not None:
+            codes = codes * valid[..., None]
+        weight, bias = self.code_in.weight, self.code_in.bias
+        bias = bias + weight[:, -1] if known else bias
+        return F.linear(codes, weight[:, :-1], bias) + self.position[start:start + codes.shape[1]]
+
+    def denoise_folded(self, tokens: torch.Tensor, folded: list[tuple[torch.Tensor, ...]],
+                       memory: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor, queries: int
+                       ) -> torch.Tensor:
+        """Predicted clean codes of the last ``queries`` frames of a window (batch 1).
+
+        The same numbers as ``forward(...)[:, -queries:]`` up to rounding: frames are causal, so the last
+        block and the output layer only need the queried frames.
+
+        Args:
+            tokens: :math:`(1, n, d)` :meth:`code_tokens` of window positions ``0..n-1``.
+            folded: :meth:`fold` of the step's modulations.
+            memory: :meth:`cue_memory` of the same ``n`` frames.
+            mask: :math:`(1, 1, n, 2n)` :meth:`attention_mask`.
+            queries: frames at the end to predict.
+
+        Returns:
+            :math:`(1, queries, 59)` normalised codes.
+        """
+        h, last = tokens, len(self.blocks) - 1
+        for i, (block, weights, block_memory) in enumerate(zip(self.blocks, folded, memory)):
+            if i == last:
+                h = block.forward_folded(h, weights, block_memory, mask[:, :, -queries:], queries)
+            else:
+                h = block.forward_folded(h, weights, block_memory, mask)
+        weight, bias = folded[-1]
+        return F.linear(F.layer_norm(h, (h.shape[-1],)), weight, bias)
 
     # -- files ---------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from avatar.diffusion import DDIMSampler
+from avatar.diffusion import DDIMSampler, split_prediction
 from avatar.errors import AvatarInputError
 from drivers.listener import CODE_DIM, EXPRESSION_SLICE
 from drivers.listener.cues import SpeakerCues
@@ -156,12 +156,18 @@ class SamplingConfig:
         horizon: frames denoised per window (>= ``chunk``): the chunk plus ``horizon - chunk`` frames of
             noise after it, which see no cues (they have not happened) and are discarded — room for
             spontaneous behaviour (a blink, a glance) to start within the window.
+        eta: DDIM's stochasticity (Song et al. 2021, eq. 16): 0 = deterministic DDIM, 1 = DDPM-like
+            ancestral steps. Fresh noise at every step counters the regression to the mean of few-step
+            x0-prediction sampling.
+        temperature: scale of the initial noise (1 = the training distribution).
     """
 
     chunk: int = 3
     steps: int = 4
     style_scale: float = 1.0
     horizon: int = 3
+    eta: float = 0.0
+    temperature: float = 1.0
 
 
 @contextmanager
@@ -206,20 +212,28 @@ class ListenerGenerator:
         if not 1 <= sampling.chunk <= c.window - 1 or not sampling.chunk <= max(sampling.horizon, sampling.chunk) <= c.window - 1:
             raise AvatarInputError(f"chunk and horizon must satisfy 1 <= chunk <= horizon <= {c.window - 1}, "
                                    f"got {sampling.chunk} and {sampling.horizon}")
+        if sampling.eta < 0 or sampling.temperature <= 0:
+            raise AvatarInputError(f"eta must be >= 0 and temperature > 0, got {sampling.eta} and {sampling.temperature}")
         self.model, self.scheduler, self.sampling = model, scheduler, sampling
         self.scheduler.set_timesteps(sampling.steps)
         self.timesteps = [int(t) for t in self.scheduler.timesteps]
+        self._coefficients = ddim_coefficients(self.scheduler, self.timesteps, sampling.eta)
         self.style = None if style is None else torch.as_tensor(style, dtype=torch.float32).reshape(1, -1)
         self.generator = torch.Generator().manual_seed(int(seed))
+        guided = self.style is not None and sampling.style_scale != 1.0
         with torch.inference_mode():
-            self._modulations = {t: model.modulations(torch.tensor([t]), self.style) for t in self.timesteps}
-            self._unconditional = {t: model.modulations(torch.tensor([t]), None) for t in self.timesteps} \
-                if self.style is not None and sampling.style_scale != 1.0 else {}
-        self.window, self.context = c.window, c.cue_context
+            self._folded = {t: model.fold(model.modulations(torch.tensor([t]), self.style)) for t in self.timesteps}
+            self._unconditional = {t: model.fold(model.modulations(torch.tensor([t]), None))
+                                   for t in self.timesteps} if guided else {}
+        self.window, self.context, self.kernel = c.window, c.cue_context, c.conv_kernel
         self._cues = torch.zeros(self.context, c.cue_dim)  # rolling buffers: last frames first
         self._cue_valid = torch.zeros(self.context, dtype=torch.bool)
+        heads = c.heads
+        shape = (1, heads, self.window, c.width // heads)
+        self._memory = [(torch.zeros(shape), torch.zeros(shape)) for _ in range(c.layers)]  # cue keys/values
         self._codes = torch.zeros(self.window, c.code_dim)  # normalised
         self._code_valid = torch.zeros(self.window, dtype=torch.bool)
+        self._masks: dict[int, torch.Tensor] = {}  # once every frame of the window is valid
         self._pending: list[torch.Tensor] = []
         self._pending_count = 0
         self.frames = 0  # codes emitted
@@ -258,38 +272,118 @@ class ListenerGenerator:
 
     @torch.inference_mode()
     def _chunk(self, features: torch.Tensor) -> torch.Tensor:
+        """Denoise the next ``count`` frames.
+
+        The window is the newest ``past`` codes and the chunk; the ``horizon - chunk`` look-ahead frames
+        of noise after the chunk are not computed: attention is causal, so they cannot change the chunk
+        (they only set how much past the window holds and where in it the chunk sits, as in training).
+        Cue keys and values depend on cue frames only, so each frame's are computed once, when it
+        arrives, and kept in a rolling buffer; the window's tokens of the known past, its mask and the
+        step's weights (adaLN folded in) are computed once per chunk or per generator, not per step.
+        """
         model, count = self.model, features.shape[0]
         ahead = max(self.sampling.horizon - self.sampling.chunk, 0)
-        unknown = count + ahead
-        past = self.window - unknown
+        past = self.window - count - ahead
+        length = past + count
         self._cues = torch.cat([self._cues[count:], features])
         self._cue_valid = torch.cat([self._cue_valid[count:], torch.ones(count, dtype=torch.bool)])
-        cues = torch.cat([self._cues[ahead:], torch.zeros(ahead, self._cues.shape[1])])[None]
-        cue_valid = torch.cat([self._cue_valid[ahead:], torch.zeros(ahead, dtype=torch.bool)])[None]
-        known_codes = self._codes[count + ahead:]  # the newest ``past`` codes
-        valid = torch.cat([self._code_valid[count + ahead:], torch.ones(unknown, dtype=torch.bool)])[None]
-        known = torch.zeros(1, self.window, dtype=torch.bool)
-        known[0, :past] = True
-        memory = model.cue_memory(cues, cue_valid)
-        mask = model.attention_mask(valid, cue_valid[:, -self.window:])
-        noise = torch.randn(1, unknown, known_codes.shape[1], generator=self.generator)
-        x = noise * self.scheduler.init_noise_sigma
+        reach = count + self.kernel - 1
+        new_memory = model.cue_memory(self._cues[-reach:][None], self._cue_valid[-reach:][None])
+        self._memory = [(torch.cat([k[:, :, count:], nk], dim=2), torch.cat([v[:, :, count:], nv], dim=2))
+                        for (k, v), (nk, nv) in zip(self._memory, new_memory)]
+        memory = [(k[:, :, -length:], v[:, :, -length:]) for k, v in self._memory]
+        cue_valid = self._cue_valid[-length:]
+        code_valid = self._code_valid[self.window - past:]
+        complete = bool(code_valid.all()) and bool(cue_valid.all())
+        mask = self._masks.get(count) if complete else None
+        if mask is None:
+            valid = torch.cat([code_valid, torch.ones(count, dtype=torch.bool)])
+            mask = model.attention_mask(valid[None], cue_valid[None])
+            if complete:
+                self._masks[count] = mask
+        known = model.code_tokens(self._codes[self.window - past:][None], True, 0, code_valid[None])
+        x = torch.randn(1, count, self._codes.shape[1], generator=self.generator)
+        x = x * (self.scheduler.init_noise_sigma * self.sampling.temperature)
         scale = self.sampling.style_scale
         for t in self.timesteps:
-            sample = torch.cat([known_codes[None], x], dim=1)
-            timestep = torch.tensor([t])
-            predicted = model(sample, timestep, known, valid, memory, mask=mask,
-                              modulations=self._modulations[t])[:, past:]
+            tokens = torch.cat([known, model.code_tokens(x, False, past)], dim=1)
+            predicted = model.denoise_folded(tokens, self._folded[t], memory, mask, count)
             if self._unconditional:
-                unconditional = model(sample, timestep, known, valid, memory, mask=mask,
-                                      modulations=self._unconditional[t])[:, past:]
+                unconditional = model.denoise_folded(tokens, self._unconditional[t], memory, mask, count)
                 predicted = unconditional + scale * (predicted - unconditional)
-            x = self.scheduler.step(predicted, t, x).prev_sample
-        new = x[0, :count]
+            x = self._step(predicted, t, x)
+        new = x[0]
         self._codes = torch.cat([self._codes[count:], new])
         self._code_valid = torch.cat([self._code_valid[count:], torch.ones(count, dtype=torch.bool)])
         self.frames += count
         return _finish_codes(model.denormalize_codes(new))
+
+    def _step(self, predicted: torch.Tensor, t: int, x: torch.Tensor) -> torch.Tensor:
+        """One scheduler step; with ``eta > 0`` DDIM's stochastic step, its noise drawn from the seeded generator."""
+        if self._coefficients is not None:
+            original, current, sigma = self._coefficients[t]
+            x = original * predicted + current * x
+            if sigma > 0.0:
+                x = x + sigma * torch.randn(x.shape, generator=self.generator)
+            return x
+        if self.sampling.eta == 0.0:
+            return self.scheduler.step(predicted, t, x).prev_sample
+        return ddim_step(self.scheduler, predicted, t, x, self.sampling.eta, self.generator)
+
+
+def ddim_coefficients(scheduler, timesteps: list[int], eta: float) -> dict[int, tuple[float, float, float]] | None:
+    """DDIM steps of an x0-predicting model as ``x_prev = a · x0 + b · x_t + σ · z`` (float64 arithmetic).
+
+    Args:
+        scheduler: :class:`DDIMSampler` or diffusers' ``DDIMScheduler`` (timesteps set).
+        timesteps: the sampling timesteps.
+        eta: DDIM's stochasticity.
+
+    Returns:
+        ``{t: (a, b, σ)}``, or ``None`` for other schedulers and prediction types (they step themselves).
+    """
+    if not (isinstance(scheduler, DDIMSampler) or type(scheduler).__name__ == "DDIMScheduler") \
+            or scheduler.config.prediction_type != "sample":
+        return None
+    out = {}
+    for t in timesteps:
+        prev_t = t - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
+        alpha = float(scheduler.alphas_cumprod[t])
+        alpha_prev = float(scheduler.alphas_cumprod[prev_t]) if prev_t >= 0 else float(scheduler.final_alpha_cumprod)
+        sigma = eta * ((1 - alpha_prev) / (1 - alpha) * (1 - alpha / alpha_prev)) ** 0.5
+        direction = max(1 - alpha_prev - sigma ** 2, 0.0) ** 0.5 / (1 - alpha) ** 0.5  # times eps = (x - √a x0) / √(1-a)
+        out[t] = (alpha_prev ** 0.5 - direction * alpha ** 0.5, direction, sigma)
+    return out
+
+
+def ddim_step(scheduler, model_output: torch.Tensor, timestep: int, sample: torch.Tensor, eta: float,
+              generator: torch.Generator) -> torch.Tensor:
+    """DDIM step with stochasticity ``eta`` (diffusers' ``DDIMScheduler.step`` formula).
+
+    Works with any scheduler exposing ``alphas_cumprod``, ``final_alpha_cumprod``, ``num_inference_steps``
+    and ``config`` (:class:`DDIMSampler`, diffusers' ``DDIMScheduler``).
+
+    Args:
+        scheduler: the scheduler (timesteps set).
+        model_output: :math:`(B, T, C)` model prediction (x0, ε or v per ``prediction_type``).
+        timestep: current timestep.
+        sample: :math:`(B, T, C)` noisy sample x_t.
+        eta: 0 (deterministic) to 1 (ancestral).
+        generator: source of the step's noise.
+
+    Returns:
+        :math:`(B, T, C)` x_{t-1}.
+    """
+    timestep = int(timestep)
+    prev_timestep = timestep - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
+    alpha_t = float(scheduler.alphas_cumprod[timestep])
+    alpha_prev = float(scheduler.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else scheduler.final_alpha_cumprod)
+    epsilon, original = split_prediction(model_output, sample, torch.tensor(alpha_t), scheduler.config.prediction_type)
+    sigma = eta * ((1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev)) ** 0.5  # float64: no cancellation
+    prev = alpha_prev ** 0.5 * original + max(1 - alpha_prev - sigma ** 2, 0.0) ** 0.5 * epsilon
+    if sigma > 0.0:
+        prev = prev + sigma * torch.randn(sample.shape, generator=generator)
+    return prev
 
 
 def _finish_codes(codes: torch.Tensor) -> torch.Tensor:
@@ -388,6 +482,6 @@ def load_listener(directory: str | os.PathLike | None = None, sampling: Sampling
     return pipeline
 
 
-__all__ = ["DDIMSampler", "ListenerGenerator", "ListenerPipeline", "SCHEDULER_CONFIG", "SamplingConfig",
+__all__ = ["DDIMSampler", "ListenerGenerator", "ddim_step", "ListenerPipeline", "SCHEDULER_CONFIG", "SamplingConfig",
            "StyleEncoder", "algorithmic_latency_ms", "single_thread", "caption_for_style", "default_listener_dir", "load_listener",
            "minilm_model_dir"]
