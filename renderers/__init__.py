@@ -17,6 +17,7 @@ backward), ``"torch"`` (pure torch, also on CUDA), ``"nvdiffrast"`` (when import
 
 from renderers._validate import RenderInputError
 from renderers.camera import Camera, frame_points
+from renderers.draw import draw_textured
 from renderers.lighting import ambient_sh, default_sh, directional_sh, sh_shade
 from renderers.mesh import RenderOutput, render_mesh, to_uint8_image
 from renderers.ops import (
@@ -39,6 +40,7 @@ __all__ = [
     "ambient_sh",
     "default_sh",
     "directional_sh",
+    "draw_textured",
     "frame_points",
     "render_mesh",
     "sh_shade",

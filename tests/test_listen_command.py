@@ -187,18 +187,18 @@ def test_cli_listen_writes_the_outputs(tmp_path, speech_wav, small_listener, cap
 
 
 def test_failure_while_listening_leaves_nothing(tmp_path, speech_wav, small_listener, monkeypatch):
-    from drivers.listener.stream import ListenerStream
+    from drivers.listener.render import ListenerRenderer
 
     calls = {"n": 0}
-    original = ListenerStream.render
+    original = ListenerRenderer.render
 
-    def failing(self, codes, size):
+    def failing(self, codes, parallel=True):
         calls["n"] += 1
         if calls["n"] > 1:
             raise RuntimeError("renderer failed")
-        return original(self, codes, size)
+        return original(self, codes, parallel)
 
-    monkeypatch.setattr(ListenerStream, "render", failing)
+    monkeypatch.setattr(ListenerRenderer, "render", failing)
     out = tmp_path / "run" / "listener.mp4"
     out.parent.mkdir()
     with pytest.raises(RuntimeError):

@@ -184,6 +184,92 @@ def _square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
+class _OutputThread:
+    """Renders codes and encodes the video on a thread of its own, in the order given.
+
+    The listener (tracking, audio features, sampling) keeps the calling thread; frames are drawn by
+    :meth:`ListenerRenderer.render` with ``parallel=False`` (compiled, without the GIL) and encoded by
+    PyAV there, so the two overlap on two cores. Once the caller has nothing else to do
+    (:meth:`main_done`), batches are drawn on all numba threads. Every writer call goes through this
+    thread (PyAV containers are not thread-safe). At most ``max_pending`` batches wait, so memory
+    stays bounded and a failure surfaces at the next submission.
+
+    Args:
+        writer: a :class:`drivers.media.VideoWriter`.
+        make_renderer: builds the :class:`~drivers.listener.render.ListenerRenderer` (on the thread).
+        on_frames: ``callback(frames_written)``, called on the thread.
+        max_pending: batches allowed to wait.
+    """
+
+    def __init__(self, writer, make_renderer, on_frames, max_pending: int = 8) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.writer, self.on_frames, self.max_pending = writer, on_frames, int(max_pending)
+        self.seconds = {"render": 0.0, "encode": 0.0, "wait": 0.0}
+        self.frames_written = 0
+        self._parallel = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-listen-output")
+        self._futures: deque = deque()
+        self._renderer = None
+        self._submit(self._make_renderer, make_renderer)
+
+    def _make_renderer(self, make_renderer) -> None:
+        self._renderer = make_renderer()
+
+    def _submit(self, fn, *args) -> None:
+        self._futures.append(self._executor.submit(fn, *args))
+        while self._futures and self._futures[0].done():
+            self._futures.popleft().result()  # raises a failure of the thread here
+        if len(self._futures) > self.max_pending:
+            tic = time.perf_counter()
+            self._futures.popleft().result()
+            self.seconds["wait"] += time.perf_counter() - tic
+
+    def frames(self, codes: torch.Tensor, left: list[np.ndarray] | None = None) -> None:
+        """Queue frames for ``codes (T, 59)``; ``left``: T speaker images put on their left, or ``None``."""
+        self._submit(self._frames, codes, left)
+
+    def audio(self, samples: np.ndarray) -> None:
+        """Queue speaker audio samples."""
+        self._submit(self.writer.write_audio, samples)
+
+    def main_done(self) -> None:
+        """The calling thread only waits from now on: draw on all numba threads."""
+        self._parallel = True
+
+    def _frames(self, codes: torch.Tensor, left: list[np.ndarray] | None) -> None:
+        tic = time.perf_counter()
+        frames = self._renderer.render(codes, parallel=self._parallel)
+        self.seconds["render"] += time.perf_counter() - tic
+        tic = time.perf_counter()
+        for k, image in enumerate(frames):
+            if left is not None:
+                image = np.concatenate([left[k], image], axis=1)
+            self.writer.write_frame(image)
+        self.frames_written += frames.shape[0]
+        self.seconds["encode"] += time.perf_counter() - tic
+        self.on_frames(self.frames_written)
+
+    def close(self) -> None:
+        """Wait for every queued batch, then finish the file (raises a failure of the thread)."""
+        tic = time.perf_counter()
+        self._submit(self._close)
+        while self._futures:
+            self._futures.popleft().result()
+        self._executor.shutdown(wait=True)
+        self.seconds["wait"] += time.perf_counter() - tic
+
+    def _close(self) -> None:
+        tic = time.perf_counter()
+        self.writer.close()
+        self.seconds["encode"] += time.perf_counter() - tic
+
+    def cancel(self) -> None:
+        """Drop the queued work and wait for the running task (before the writer is aborted)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._futures.clear()
+
+
 # ----------------------------------------------------------------------------------------------
 # The command
 
@@ -218,6 +304,7 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     timings: dict[str, float] = {}
     from drivers import media
     from drivers.listener.pipeline import caption_for_style, load_listener
+    from drivers.listener.render import ListenerRenderer
     from drivers.listener.stream import ListenerStream
 
     speaker = Path(speaker)
@@ -263,6 +350,8 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     callback("load", 1.0)
 
     tic = time.perf_counter()
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the sampler's matrices are tiny; the second core draws and encodes
     sample_rate = media.AUDIO_SAMPLE_RATE
     if info.has_video:
         expected = info.num_motion_frames()
@@ -272,9 +361,11 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     audio_limit = int(round(expected * sample_rate / 30))
     codes_out: list[torch.Tensor] = []
     speaker_frames: deque = deque()
-    written = {"frames": 0, "queued": 0, "audio": 0, "render": 0.0, "model": 0.0, "encode": 0.0}
+    written = {"queued": 0, "audio": 0, "model": 0.0}
     # every output carries an audio track as long as the video (silence for a speaker without audio)
     writer = media.VideoWriter(paths["video"], 30.0, with_audio=True, force=force, preset="ultrafast", crf=20)
+    output = _OutputThread(writer, lambda: ListenerRenderer(avatar, size, batch=RENDER_BATCH),
+                           lambda done: callback("listen", min(done / expected, 1.0)))
 
     pending: list[torch.Tensor] = []  # codes waiting to be rendered in one batch
 
@@ -288,23 +379,16 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
             return
         codes = torch.cat(pending)
         pending.clear()
-        t0 = time.perf_counter()
-        frames = stream.render(codes, size)
-        written["render"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for image in frames:
-            if side_by_side:
-                left = speaker_frames.popleft() if speaker_frames else np.zeros((size, size, 3), np.uint8)
-                image = np.concatenate([left, image], axis=1)
-            writer.write_frame(image)
-        written["encode"] += time.perf_counter() - t0
-        written["frames"] += frames.shape[0]
-        callback("listen", min(written["frames"] / expected, 1.0))
+        left = None
+        if side_by_side:
+            left = [speaker_frames.popleft() if speaker_frames else np.zeros((size, size, 3), np.uint8)
+                    for _ in range(codes.shape[0])]
+        output.frames(codes, left)
 
     def push_audio(chunk: np.ndarray) -> None:
         room = audio_limit - written["audio"]
         if room > 0:
-            writer.write_audio(chunk[:room])
+            output.audio(chunk[:room])
             written["audio"] += min(room, chunk.size)
         t0 = time.perf_counter()
         codes = stream.push(audio=chunk)
@@ -339,17 +423,20 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
         if written["queued"] < expected:  # a stream that ended early: hold the last pose
             last = torch.cat(codes_out)[-1:] if codes_out else torch.zeros(1, 59)
             emit(last.expand(expected - written["queued"], -1).clone())
+        output.main_done()  # from here on the output thread draws on all cores
         emit(torch.zeros(0, 59), final=True)
         if written["audio"] < audio_limit:
-            writer.write_audio(np.zeros(audio_limit - written["audio"], np.float32))
-        tic_close = time.perf_counter()
-        writer.close()
-        written["encode"] += time.perf_counter() - tic_close
+            output.audio(np.zeros(audio_limit - written["audio"], np.float32))
+        output.close()
     except BaseException:
+        output.cancel()
         writer.abort()
         raise
+    finally:
+        torch.set_num_threads(torch_threads)
     timings["listen"] = time.perf_counter() - tic
-    timings.update({"model": written["model"], "render": written["render"], "encode": written["encode"]})
+    timings.update({"model": written["model"], "render": output.seconds["render"],
+                    "encode": output.seconds["encode"], "output_wait": output.seconds["wait"]})
 
     callback("write", 0.0)
     tic = time.perf_counter()

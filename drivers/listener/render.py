@@ -1,12 +1,13 @@
-"""Fast frames of an avatar for listener codes (``avatar listen``): linear blend + one rasterization.
+"""Fast frames of an avatar for listener codes (``avatar listen``): linear blend + one drawing pass.
 
 Per frame: vertices = neutral + weights · morph targets (the avatar's baked per-identity
-expression deltas), turned about the neck pivot by the head pose; back-facing triangles are
-culled; :func:`renderers.rasterize` (CPU backend) gives triangle ids and barycentrics; the albedo
-is looked up through the interpolated UVs (:func:`renderers.interpolate` + :func:`renderers.texture`)
-and shaded by per-vertex SH irradiance of the *rest-pose* normals turned with the head (the
-expression's effect on shading is left out: at listener sizes it is invisible, and recomputing
-normals would cost more than the rasterization). Frames are rendered in batches.
+expression deltas), turned about the neck pivot by the head pose and taken to clip space by one
+4 x 4 matrix; back-facing triangles are culled per frame; :func:`renderers.draw_textured` (one
+compiled pass: the visibility of :func:`renderers.rasterize`, the UV lookup of
+:func:`renderers.interpolate` + :func:`renderers.texture`, the composite) draws the albedo shaded
+by per-vertex SH irradiance of the *rest-pose* normals turned with the head (the expression's
+effect on shading is left out: at listener sizes it is invisible, and recomputing normals would
+cost more than the drawing). Frames are rendered in batches.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ class ListenerRenderer:
         self.moving = torch.nonzero(moving).flatten()  # only these vertices take part in the blend
         self.deltas = bundle.expression_deltas[:, used][:, self.moving].float().reshape(bundle.expression_deltas.shape[0], -1)
         self.pivot = bundle.neck_pivot.float()
-        self.texture = bundle.texture.float()[None].contiguous()
+        self.texture = bundle.texture.float().contiguous()  # (Ht, Wt, 3)
         self.camera = avatar._default_camera((self.size, self.size))
+        self.clip_matrix = (self.camera.projection @ self.camera.view)[0].float()  # world -> clip
         self.light = dr.default_sh()
         self.background = torch.tensor(background, dtype=torch.float32)
         normals = _vertex_normals(self.rest, self.faces)
@@ -87,11 +89,13 @@ class ListenerRenderer:
         self.fit = torch.linalg.pinv(dr.lighting.sh_basis(self.directions))  # (9, 32)
         self.basis = dr.lighting.sh_basis(normals)  # (V, 9) rest-pose normals
 
-    def render(self, codes: torch.Tensor) -> np.ndarray:
+    def render(self, codes: torch.Tensor, parallel: bool = True) -> np.ndarray:
         """Frames for listener codes.
 
         Args:
             codes: :math:`(T, 59)` listener codes.
+            parallel: draw the frames of a batch on all numba threads; ``False`` draws them in the
+                calling thread, mostly without the GIL (for a rendering thread next to other work).
 
         Returns:
             :math:`(T, size, size, 3)` uint8, row 0 at the top.
@@ -100,33 +104,31 @@ class ListenerRenderer:
 
         codes = torch.as_tensor(codes, dtype=torch.float32)
         with single_thread():
-            frames = [self._render(codes[i:i + self.batch]) for i in range(0, codes.shape[0], self.batch)]
+            frames = [self._render(codes[i:i + self.batch], parallel) for i in range(0, codes.shape[0], self.batch)]
         return np.concatenate(frames) if frames else np.zeros((0, self.size, self.size, 3), np.uint8)
 
     @torch.no_grad()
-    def _render(self, codes: torch.Tensor) -> np.ndarray:
+    def _render(self, codes: torch.Tensor, parallel: bool = True) -> np.ndarray:
         count = codes.shape[0]
         weights = codes[:, EXPRESSION_SLICE].clamp(0.0, 1.0)
         verts = self.rest.expand(count, -1, -1).clone()
         verts[:, self.moving] += (weights @ self.deltas).reshape(count, -1, 3)
         rotation = self._rotation(codes[:, ROTATION_SLICE])
-        verts = (verts - self.pivot) @ rotation.transpose(1, 2) + (self.pivot + codes[:, None, TRANSLATION_SLICE])
-        clip = self.camera.to_clip(verts).contiguous()
-        # back-face culling from the rest-pose face normals turned with the head (a margin for perspective)
-        facing = (self.face_normals @ rotation.transpose(1, 2)) @ self.to_camera
-        front = (facing > -0.3).any(dim=0)
-        faces, uv_faces = self.faces[front].contiguous(), self.uv_faces[front].contiguous()
-        rast, _ = dr.rasterize(clip, faces, resolution=(self.size, self.size), grad_db=False, backend="cpu")
-        uv_pix, _ = dr.interpolate(self.uv, rast, uv_faces, backend="cpu")
-        albedo = dr.texture(self.texture, uv_pix, filter_mode="linear", boundary_mode="clamp")
+        # one 4 x 4 per frame: the head pose about the neck pivot, then the camera (projection @ view)
+        pose = torch.eye(4).repeat(count, 1, 1)
+        pose[:, :3, :3] = rotation
+        pose[:, :3, 3] = self.pivot + codes[:, TRANSLATION_SLICE] - rotation @ self.pivot
+        matrix = self.clip_matrix @ pose
+        clip = torch.baddbmm(matrix[:, None, :, 3], verts, matrix[:, :, :3].transpose(1, 2))  # (B, V, 4)
+        # back-face culling per frame: rest-pose face normals turned with the head (a margin for perspective)
+        front = (rotation.transpose(1, 2) @ self.to_camera) @ self.face_normals.T > -0.3  # (B, F)
         # shading of the turned rest normals: SH coefficients refitted for each frame's rotation
         turned = self.directions @ rotation.transpose(1, 2)  # (B, 32, 3): R s
         shade_samples = dr.sh_shade(turned, self.light.expand(count, -1, -1))  # shading of R s
-        shade_v = (self.basis @ (self.fit @ shade_samples)).contiguous()  # (B, V, 3)
-        shade, _ = dr.interpolate(shade_v, rast, faces, backend="cpu")
-        colour = torch.where(rast[..., 3:] > 0, albedo * shade, self.background)
-        image = (colour.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-        return np.ascontiguousarray(image[:, ::-1])
+        shade_v = self.basis @ (self.fit @ shade_samples)  # (B, V, 3)
+        return dr.draw_textured(clip, self.faces, self.uv, self.uv_faces, self.texture, (self.size, self.size),
+                                shade=shade_v, tri_mask=front, background=self.background, boundary_mode="clamp",
+                                parallel=parallel)
 
 
 __all__ = ["HIDDEN_PARTS", "ListenerRenderer"]
