@@ -184,6 +184,51 @@ def _square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
+class _TrackingThread:
+    """A face tracker on a thread of its own, behind the tracker interface (``push(image)``, ``finish()``).
+
+    :meth:`push` queues the frame and returns the results completed so far, in order (the stream
+    emits cues as they arrive: codes do not depend on when); at most ``max_pending`` frames wait, so
+    the listener keeps pace with the tracker and memory stays bounded. MediaPipe and the landmark fit
+    run next to the caller's audio features and sampling.
+
+    Args:
+        make_tracker: builds the inner tracker (on the thread), e.g. a
+            :class:`~drivers.listener.stream.StridedFaceTracker`.
+        max_pending: frames allowed to wait.
+    """
+
+    def __init__(self, make_tracker, max_pending: int = 4) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.max_pending = int(max_pending)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-listen-tracking")
+        self._tracker = self._executor.submit(make_tracker)
+        self._futures: deque = deque()
+
+    def push(self, image: np.ndarray) -> list:
+        """Queue one RGB frame; returns the tracked frames completed so far."""
+        self._futures.append(self._executor.submit(lambda: self._tracker.result().push(image)))
+        out = []
+        while self._futures and (self._futures[0].done() or len(self._futures) > self.max_pending):
+            out += self._futures.popleft().result()
+        return out
+
+    def finish(self) -> list:
+        """Every remaining result (waits for the queued frames), then the inner tracker's ``finish()``."""
+        out = []
+        while self._futures:
+            out += self._futures.popleft().result()
+        out += self._executor.submit(lambda: self._tracker.result().finish()).result()
+        self._executor.shutdown(wait=True)
+        return out
+
+    def cancel(self) -> None:
+        """Drop the queued frames and wait for the running one."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._futures.clear()
+
+
 class _OutputThread:
     """Renders codes and encodes the video on a thread of its own, in the order given.
 
@@ -302,10 +347,12 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     """
     start = time.perf_counter()
     timings: dict[str, float] = {}
+    from threadpoolctl import threadpool_limits
+
     from drivers import media
     from drivers.listener.pipeline import caption_for_style, load_listener
     from drivers.listener.render import ListenerRenderer
-    from drivers.listener.stream import ListenerStream
+    from drivers.listener.stream import ListenerStream, StridedFaceTracker
 
     speaker = Path(speaker)
     if not speaker.exists():
@@ -344,14 +391,18 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
         avatar = default_avatar()
         avatar_source = "built-in default avatar"
     pipeline = load_listener()
+    tracker = _TrackingThread(lambda: StridedFaceTracker(TRACKING_STRIDE)) if info.has_video else None
     stream = ListenerStream(avatar, style, seed, audio=info.has_audio, video=info.has_video, pipeline=pipeline,
-                            tracking_stride=TRACKING_STRIDE)
+                            face_tracker=tracker, tracking_stride=TRACKING_STRIDE)
     timings["load"] = time.perf_counter() - tic
     callback("load", 1.0)
 
     tic = time.perf_counter()
+    # One thread each for torch and BLAS: the listener's matrices are tiny, and the second core tracks,
+    # draws and encodes; fixed counts also keep the codes bit-identical whatever the threads interleave.
     torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the sampler's matrices are tiny; the second core draws and encodes
+    torch.set_num_threads(1)
+    blas = threadpool_limits(limits=1, user_api="blas")
     sample_rate = media.AUDIO_SAMPLE_RATE
     if info.has_video:
         expected = info.num_motion_frames()
@@ -429,10 +480,13 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
             output.audio(np.zeros(audio_limit - written["audio"], np.float32))
         output.close()
     except BaseException:
+        if tracker is not None:
+            tracker.cancel()
         output.cancel()
         writer.abort()
         raise
     finally:
+        blas.restore_original_limits()
         torch.set_num_threads(torch_threads)
     timings["listen"] = time.perf_counter() - tic
     timings.update({"model": written["model"], "render": output.seconds["render"],
