@@ -40,26 +40,31 @@ from avatar.paths import shared_dir  # noqa: E402
 
 HELD_OUT_IDENTITY_SEED = 21  # avatar.morphable.dataset.SPLIT_SEEDS["test"][0]
 SCENE_SEED = 2024
+# ``--split tune``: identities and scenes used nowhere else, for choosing the fitter's settings without
+# touching the reported (test) set.
+TUNE_IDENTITY_SEED, TUNE_SCENE_SEED = 31, 3031
 DEFAULT_PREVIEWS = ("hallo_6.jpg", "d19.jpg", "single_face.jpg")
 
 
-def held_out_identities(count: int, dims: int) -> np.ndarray:
-    """The morphable model's held-out identity codes (its test split), shape ``(count, dims)``."""
+def held_out_identities(count: int, dims: int, split: str = "test") -> np.ndarray:
+    """The morphable model's held-out identity codes (its test split, or the tuning draw), shape ``(count, dims)``."""
+    from avatar.morphable.codes import sample_identity_codes
+
+    if split == "tune":
+        return sample_identity_codes(count, dims, np.random.default_rng(TUNE_IDENTITY_SEED))
     try:
         from avatar.morphable.dataset import SPLIT_SEEDS
 
         seed = SPLIT_SEEDS["test"][0]
     except (ImportError, KeyError):
         seed = HELD_OUT_IDENTITY_SEED
-    from avatar.morphable.codes import sample_identity_codes
-
     return sample_identity_codes(count, dims, np.random.default_rng(seed))
 
 
-def eval_synthetic(head, truth, count: int, quality: str, verbose: bool, config=None) -> dict:
+def eval_synthetic(head, truth, count: int, quality: str, verbose: bool, config=None, split: str = "test") -> dict:
     skin = head.faces.numpy()[head.part_face_mask(("M_Face",))]
-    codes = held_out_identities(count, truth.geo_dim)
-    rng = np.random.default_rng(SCENE_SEED)
+    codes = held_out_identities(count, truth.geo_dim, split)
+    rng = np.random.default_rng(TUNE_SCENE_SEED if split == "tune" else SCENE_SEED)
     fitted, baseline, rows, failures = [], [], [], 0
     for i, z in enumerate(codes):
         sample = render_synthetic(truth, rng, z_geo=torch.from_numpy(z[None]))
@@ -145,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--previews", type=Path, default=None, help="write fit_<photo>.png previews into this folder")
     parser.add_argument("--preview-photos", nargs="*", default=list(DEFAULT_PREVIEWS))
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--split", default="test", choices=("test", "tune"),
+                        help="synthetic identities: the held-out test split (reported) or a separate draw for tuning")
     parser.add_argument("--head", default="auto", choices=("auto", "face_model", "ict"),
                         help="head model the fitter uses (auto: the trained face model when installed)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -158,12 +165,13 @@ def main(argv: list[str] | None = None) -> None:
     head = load_head(args.head)
     truth = head_from_ict(100)
     start = time.perf_counter()
-    synthetic = eval_synthetic(head, truth, args.identities, args.quality, not args.json, config)
+    synthetic = eval_synthetic(head, truth, args.identities, args.quality, not args.json, config, args.split)
     real = None if args.skip_real else eval_real(head, args.quality, args.previews, set(args.preview_photos),
                                                  not args.json, config)
     result = {
         "quality": args.quality,
         "overrides": args.set,
+        "split": args.split,
         "head_model": head.source,
         "synthetic": synthetic,
         "real": real,
