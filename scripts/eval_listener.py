@@ -1,12 +1,14 @@
 """Evaluate the listener on held-out speakers (DIM's protocol) against three baselines and the teacher.
 
-    python scripts/eval_listener.py DATA_DIR [--weights assets/listener] [--steps N] [--horizon H] [--style-scale S] [--style caption|none]
-                                    [--max-seconds 45] [--json]
+    python scripts/eval_listener.py DATA_DIR [--weights assets/listener] [--steps N] [--horizon H] [--style-scale S]
+                                    [--temperature T] [--pose-temperature T] [--eta E] [--style caption|none]
+                                    [--max-seconds 45] [--speakers N] [--json]
 
 DATA_DIR comes from ``scripts/build_listener_data.py``; its ``held_out`` streams (speakers the model never
 saw) are the test set and each of their teacher listeners is a ground-truth clip. The model generates every
 clip (seed = listener number; ``--style caption`` gives it the teacher listener's style caption, ``none``
-generates unconditionally). Baselines, computed in the same run: a random training clip, nearest-neighbour
+generates unconditionally; ``--speakers N`` evaluates N of the held-out speakers, evenly spread over the list, for
+quick iterations). Baselines, computed in the same run: a random training clip, nearest-neighbour
 retrieval on speaker features (training cue windows), and mirroring the speaker. Metrics
 (:func:`drivers.listener.metrics.evaluate_listener`): per-clip FD and paired FD on speaker‖listener, MSE,
 SI-diversity (k-means fitted on the ground truth), Var and rPCC, for expression and pose; plus
@@ -39,7 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="sampling steps per chunk (default: the weights')")
     parser.add_argument("--horizon", type=int, default=None, help="frames denoised per chunk (default: the weights')")
     parser.add_argument("--style-scale", type=float, default=None, help="style guidance scale (default: the weights')")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="initial-noise scale of the expression columns (default: the weights')")
+    parser.add_argument("--pose-temperature", type=float, default=None,
+                        help="initial-noise scale of the head-pose columns (default: the weights')")
+    parser.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default: the weights')")
     parser.add_argument("--style", choices=("caption", "none"), default="caption")
+    parser.add_argument("--speakers", type=int, default=None,
+                        help="evaluate only this many held-out speakers, evenly spread (default: all)")
     parser.add_argument("--max-seconds", type=float, default=45.0, help="evaluate the first seconds of each stream")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -67,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.time()
     pipeline = load_listener(args.weights)
-    overrides = {k: v for k, v in (("steps", args.steps), ("horizon", args.horizon),
-                                                           ("style_scale", args.style_scale)) if v is not None}
+    overrides = {k: v for k, v in (("steps", args.steps), ("horizon", args.horizon), ("style_scale", args.style_scale),
+                                   ("temperature", args.temperature), ("pose_temperature", args.pose_temperature),
+                                   ("eta", args.eta)) if v is not None}
     pipeline.sampling = SamplingConfig(**{**pipeline.sampling.__dict__, **overrides})
     manifest = load_manifest(args.data_dir)
     limit = int(args.max_seconds * 30)
@@ -80,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         for motion in record["motions"]:
             train_speaker.append(cues.as_matrix())
             train_listener.append(motion_to_codes(Motion.load(args.data_dir / motion["file"])))
+    held_out = [record for record in manifest["streams"] if record["split"] == "held_out"]
+    if args.speakers is not None and 0 < args.speakers < len(held_out):
+        picked = sorted({round(i * (len(held_out) - 1) / max(args.speakers - 1, 1)) for i in range(args.speakers)})
+        held_out = [held_out[i] for i in picked]
     speaker, speaker_features, real, generated, cue_list, resampled = [], [], [], [], [], []
     generation_s, generated_frames = 0.0, 0
-    for record in manifest["streams"]:
-        if record["split"] != "held_out":
-            continue
+    for record in held_out:
         cues = SpeakerCues.load(args.data_dir / record["cues"])[:limit]
         for number, motion in enumerate(record["motions"]):
             truth = motion_to_codes(Motion.load(args.data_dir / motion["file"]))[:limit]
@@ -142,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "clips": len(real),
         "seconds_evaluated": round(sum(lengths) / 30.0, 1),
         "held_out_speakers": manifest["held_out_speakers"],
+        "speakers_evaluated": len(held_out),
         "style": args.style,
         "sampling": pipeline.sampling.__dict__,
         "generation_realtime_factor": round(generated_frames / 30.0 / max(generation_s, 1e-9), 2),

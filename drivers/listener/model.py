@@ -226,7 +226,10 @@ class CueAdapter(nn.Module):
         audio, face, prosody = torch.split(cues, self.split, dim=-1)
         h = F.gelu(self.audio(audio) + self.face(face) + self.prosody(prosody))
         h = self.mix(h) * valid[..., None]
-        mixed = self.conv(h.transpose(1, 2)).transpose(1, 2)  # causal: output j sees inputs j..j+k-1
+        if h.shape[1] - self.kernel < 8:  # the sampler's few new frames: one product beats conv1d's set-up (~3x)
+            mixed = (h.unfold(1, self.kernel, 1) * self.conv.weight[:, 0]).sum(-1) + self.conv.bias
+        else:
+            mixed = self.conv(h.transpose(1, 2)).transpose(1, 2)  # causal: output j sees inputs j..j+k-1
         return self.norm(h[:, self.kernel - 1:] + mixed)
 
 

@@ -36,7 +36,7 @@ import torch
 
 from avatar.diffusion import DDIMSampler, split_prediction
 from avatar.errors import AvatarInputError
-from drivers.listener import CODE_DIM, EXPRESSION_SLICE
+from drivers.listener import CODE_DIM, EXPRESSION_SLICE, POSE_SLICE
 from drivers.listener.cues import SpeakerCues
 from drivers.listener.model import CueFeaturizer, ListenerDenoiser, read_config
 from drivers.motion import MOTION_FPS
@@ -159,7 +159,10 @@ class SamplingConfig:
         eta: DDIM's stochasticity (Song et al. 2021, eq. 16): 0 = deterministic DDIM, 1 = DDPM-like
             ancestral steps. Fresh noise at every step counters the regression to the mean of few-step
             x0-prediction sampling.
-        temperature: scale of the initial noise (1 = the training distribution).
+        temperature: scale of the initial noise of the 53 expression columns (1 = the training
+            distribution; above 1 counters the regression to the mean of few-step sampling, which
+            starts too few spontaneous events — glances, smiles).
+        pose_temperature: the same for the 6 head-pose columns.
     """
 
     chunk: int = 3
@@ -168,6 +171,7 @@ class SamplingConfig:
     horizon: int = 3
     eta: float = 0.0
     temperature: float = 1.0
+    pose_temperature: float = 1.0
 
 
 @contextmanager
@@ -212,14 +216,18 @@ class ListenerGenerator:
         if not 1 <= sampling.chunk <= c.window - 1 or not sampling.chunk <= max(sampling.horizon, sampling.chunk) <= c.window - 1:
             raise AvatarInputError(f"chunk and horizon must satisfy 1 <= chunk <= horizon <= {c.window - 1}, "
                                    f"got {sampling.chunk} and {sampling.horizon}")
-        if sampling.eta < 0 or sampling.temperature <= 0:
-            raise AvatarInputError(f"eta must be >= 0 and temperature > 0, got {sampling.eta} and {sampling.temperature}")
+        if sampling.eta < 0 or sampling.temperature <= 0 or sampling.pose_temperature <= 0:
+            raise AvatarInputError(f"eta must be >= 0 and temperatures > 0, got {sampling.eta}, {sampling.temperature} "
+                                   f"and {sampling.pose_temperature}")
         self.model, self.scheduler, self.sampling = model, scheduler, sampling
         self.scheduler.set_timesteps(sampling.steps)
         self.timesteps = [int(t) for t in self.scheduler.timesteps]
         self._coefficients = ddim_coefficients(self.scheduler, self.timesteps, sampling.eta)
         self.style = None if style is None else torch.as_tensor(style, dtype=torch.float32).reshape(1, -1)
         self.generator = torch.Generator().manual_seed(int(seed))
+        self._noise_scale = torch.full((c.code_dim,), float(sampling.temperature))
+        self._noise_scale[POSE_SLICE] = float(sampling.pose_temperature)
+        self._noise_scale *= float(scheduler.init_noise_sigma)
         guided = self.style is not None and sampling.style_scale != 1.0
         with torch.inference_mode():
             self._folded = {t: model.fold(model.modulations(torch.tensor([t]), self.style)) for t in self.timesteps}
@@ -302,8 +310,8 @@ class ListenerGenerator:
             if complete:
                 self._masks[count] = mask
         known = model.code_tokens(self._codes[self.window - past:][None], True, 0, code_valid[None])
-        x = torch.randn(1, count, self._codes.shape[1], generator=self.generator)
-        x = x * (self.scheduler.init_noise_sigma * self.sampling.temperature)
+        # noise of the look-ahead frames is drawn too (and dropped), so the draws do not depend on how the window is cut
+        x = torch.randn(1, count + ahead, self._codes.shape[1], generator=self.generator)[:, :count] * self._noise_scale
         scale = self.sampling.style_scale
         for t in self.timesteps:
             tokens = torch.cat([known, model.code_tokens(x, False, past)], dim=1)
