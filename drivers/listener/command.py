@@ -184,6 +184,17 @@ def _square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def _load_draw_kernel() -> None:
+    """Load the compiled drawing kernel of :func:`renderers.draw_textured` (numba's first cached function
+    of the process costs about half a second)."""
+    import renderers as dr
+
+    pos = torch.tensor([[[-1.0, -1, 0, 1], [1, -1, 0, 1], [-1, 1, 0, 1]]])
+    tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
+    dr.draw_textured(pos, tri, pos[0, :, :2], tri, torch.full((2, 2, 3), 0.5), (4, 4), shade=pos[..., :3],
+                     tri_mask=torch.ones(1, 1, dtype=torch.bool), parallel=False)
+
+
 class _TrackingThread:
     """A face tracker on a thread of its own, behind the tracker interface (``push(image)``, ``finish()``).
 
@@ -203,12 +214,29 @@ class _TrackingThread:
 
         self.max_pending = int(max_pending)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-listen-tracking")
-        self._tracker = self._executor.submit(make_tracker)
+        self.cpu_seconds = 0.0  # CPU time of the thread
+        self._tracker = self._executor.submit(self._timed, self._make, make_tracker)
         self._futures: deque = deque()
+
+    @staticmethod
+    def _make(make_tracker):
+        tracker = make_tracker()
+        # MediaPipe is imported by the first frame's detector; import it now, while the caller loads
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        import mediapipe  # noqa: F401
+
+        return tracker
+
+    def _timed(self, fn, *args):
+        tic = time.thread_time()
+        try:
+            return fn(*args)
+        finally:
+            self.cpu_seconds += time.thread_time() - tic
 
     def push(self, image: np.ndarray) -> list:
         """Queue one RGB frame; returns the tracked frames completed so far."""
-        self._futures.append(self._executor.submit(lambda: self._tracker.result().push(image)))
+        self._futures.append(self._executor.submit(lambda: self._timed(self._tracker.result().push, image)))
         out = []
         while self._futures and (self._futures[0].done() or len(self._futures) > self.max_pending):
             out += self._futures.popleft().result()
@@ -219,7 +247,7 @@ class _TrackingThread:
         out = []
         while self._futures:
             out += self._futures.popleft().result()
-        out += self._executor.submit(lambda: self._tracker.result().finish()).result()
+        out += self._executor.submit(lambda: self._timed(self._tracker.result().finish)).result()
         self._executor.shutdown(wait=True)
         return out
 
@@ -232,37 +260,45 @@ class _TrackingThread:
 class _OutputThread:
     """Renders codes and encodes the video on a thread of its own, in the order given.
 
-    The listener (tracking, audio features, sampling) keeps the calling thread; frames are drawn by
+    The listener (audio features, sampling) keeps the calling thread; frames are drawn by
     :meth:`ListenerRenderer.render` with ``parallel=False`` (compiled, without the GIL) and encoded by
-    PyAV there, so the two overlap on two cores. Once the caller has nothing else to do
-    (:meth:`main_done`), batches are drawn on all numba threads. Every writer call goes through this
-    thread (PyAV containers are not thread-safe). At most ``max_pending`` batches wait, so memory
+    PyAV here, so they overlap with it. Every writer call goes through this thread (PyAV containers are
+    not thread-safe). At most ``max_pending`` batches wait, so memory
     stays bounded and a failure surfaces at the next submission.
 
     Args:
         writer: a :class:`drivers.media.VideoWriter`.
-        make_renderer: builds the :class:`~drivers.listener.render.ListenerRenderer` (on the thread).
         on_frames: ``callback(frames_written)``, called on the thread.
         max_pending: batches allowed to wait.
     """
 
-    def __init__(self, writer, make_renderer, on_frames, max_pending: int = 8) -> None:
+    def __init__(self, writer, on_frames, max_pending: int = 8) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.writer, self.on_frames, self.max_pending = writer, on_frames, int(max_pending)
-        self.seconds = {"render": 0.0, "encode": 0.0, "wait": 0.0}
+        self.seconds = {"render": 0.0, "encode": 0.0, "wait": 0.0, "cpu": 0.0}  # "cpu": of the thread
         self.frames_written = 0
-        self._parallel = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-listen-output")
         self._futures: deque = deque()
         self._renderer = None
+        self._submit(_load_draw_kernel)  # while the caller loads the avatar and the listener
+
+    def start_rendering(self, make_renderer) -> None:
+        """Build the renderer (``make_renderer()``, on the thread) before the first frames."""
         self._submit(self._make_renderer, make_renderer)
 
     def _make_renderer(self, make_renderer) -> None:
         self._renderer = make_renderer()
 
+    def _timed(self, fn, *args) -> None:
+        tic = time.thread_time()
+        try:
+            fn(*args)
+        finally:
+            self.seconds["cpu"] += time.thread_time() - tic
+
     def _submit(self, fn, *args) -> None:
-        self._futures.append(self._executor.submit(fn, *args))
+        self._futures.append(self._executor.submit(self._timed, fn, *args))
         while self._futures and self._futures[0].done():
             self._futures.popleft().result()  # raises a failure of the thread here
         if len(self._futures) > self.max_pending:
@@ -278,13 +314,9 @@ class _OutputThread:
         """Queue speaker audio samples."""
         self._submit(self.writer.write_audio, samples)
 
-    def main_done(self) -> None:
-        """The calling thread only waits from now on: draw on all numba threads."""
-        self._parallel = True
-
     def _frames(self, codes: torch.Tensor, left: list[np.ndarray] | None) -> None:
         tic = time.perf_counter()
-        frames = self._renderer.render(codes, parallel=self._parallel)
+        frames = self._renderer.render(codes, parallel=False)
         self.seconds["render"] += time.perf_counter() - tic
         tic = time.perf_counter()
         for k, image in enumerate(frames):
@@ -377,32 +409,6 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
         raise AvatarInputError(f"{speaker}: has neither audio nor video")
 
     tic = time.perf_counter()
-    if avatar_dir is not None:
-        from avatar.api import load
-
-        avatar = load(avatar_dir)
-        avatar_source = str(avatar_dir)
-    elif photo is not None:
-        from avatar.api import fit
-
-        avatar = fit(photo)
-        avatar_source = f"fitted to {photo}"
-    else:
-        avatar = default_avatar()
-        avatar_source = "built-in default avatar"
-    pipeline = load_listener()
-    tracker = _TrackingThread(lambda: StridedFaceTracker(TRACKING_STRIDE)) if info.has_video else None
-    stream = ListenerStream(avatar, style, seed, audio=info.has_audio, video=info.has_video, pipeline=pipeline,
-                            face_tracker=tracker, tracking_stride=TRACKING_STRIDE)
-    timings["load"] = time.perf_counter() - tic
-    callback("load", 1.0)
-
-    tic = time.perf_counter()
-    # One thread each for torch and BLAS: the listener's matrices are tiny, and the second core tracks,
-    # draws and encodes; fixed counts also keep the codes bit-identical whatever the threads interleave.
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    blas = threadpool_limits(limits=1, user_api="blas")
     sample_rate = media.AUDIO_SAMPLE_RATE
     if info.has_video:
         expected = info.num_motion_frames()
@@ -410,74 +416,40 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
         total_samples = int(round(float(info.audio_duration or info.duration) * sample_rate))
         expected = max(1, int(np.ceil(total_samples * 30 / sample_rate - 1e-9)))
     audio_limit = int(round(expected * sample_rate / 30))
-    codes_out: list[torch.Tensor] = []
-    speaker_frames: deque = deque()
-    written = {"queued": 0, "audio": 0, "model": 0.0}
+    # The tracking and output threads start now: their first tasks (importing MediaPipe, loading the
+    # compiled drawing kernel) overlap with loading the avatar and the listener here.
+    tracker = _TrackingThread(lambda: StridedFaceTracker(TRACKING_STRIDE)) if info.has_video else None
     # every output carries an audio track as long as the video (silence for a speaker without audio)
     writer = media.VideoWriter(paths["video"], 30.0, with_audio=True, force=force, preset="ultrafast", crf=20)
-    output = _OutputThread(writer, lambda: ListenerRenderer(avatar, size, batch=RENDER_BATCH),
-                           lambda done: callback("listen", min(done / expected, 1.0)))
-
-    pending: list[torch.Tensor] = []  # codes waiting to be rendered in one batch
-
-    def emit(codes: torch.Tensor, final: bool = False) -> None:
-        codes = codes[:expected - written["queued"]]
-        if codes.shape[0]:
-            codes_out.append(codes)
-            pending.append(codes)
-            written["queued"] += codes.shape[0]
-        if not pending or (sum(c.shape[0] for c in pending) < RENDER_BATCH and not final):
-            return
-        codes = torch.cat(pending)
-        pending.clear()
-        left = None
-        if side_by_side:
-            left = [speaker_frames.popleft() if speaker_frames else np.zeros((size, size, 3), np.uint8)
-                    for _ in range(codes.shape[0])]
-        output.frames(codes, left)
-
-    def push_audio(chunk: np.ndarray) -> None:
-        room = audio_limit - written["audio"]
-        if room > 0:
-            output.audio(chunk[:room])
-            written["audio"] += min(room, chunk.size)
-        t0 = time.perf_counter()
-        codes = stream.push(audio=chunk)
-        written["model"] += time.perf_counter() - t0
-        emit(codes)
-
+    output = _OutputThread(writer, lambda done: callback("listen", min(done / expected, 1.0)))
+    torch_threads, blas = torch.get_num_threads(), None
     try:
-        audio_chunks = media.iter_audio(speaker, chunk_size=sample_rate, sample_rate=sample_rate) \
-            if info.has_audio else iter(())
-        if info.has_video:
-            pushed_audio = 0
-            for frame in media.iter_frames(speaker):
-                k = frame.index
-                while info.has_audio and pushed_audio <= (k + 1) * sample_rate // 30:
-                    chunk = next(audio_chunks, None)
-                    if chunk is None:
-                        break
-                    pushed_audio += chunk.size
-                    push_audio(chunk)
-                if side_by_side:
-                    speaker_frames.append(_square(frame.image, size))
-                t0 = time.perf_counter()
-                codes = stream.push(frame=frame.image)
-                written["model"] += time.perf_counter() - t0
-                emit(codes)
-        for chunk in audio_chunks:
-            push_audio(chunk)
-        t0 = time.perf_counter()
-        codes = stream.flush()
-        written["model"] += time.perf_counter() - t0
-        emit(codes)
-        if written["queued"] < expected:  # a stream that ended early: hold the last pose
-            last = torch.cat(codes_out)[-1:] if codes_out else torch.zeros(1, 59)
-            emit(last.expand(expected - written["queued"], -1).clone())
-        output.main_done()  # from here on the output thread draws on all cores
-        emit(torch.zeros(0, 59), final=True)
-        if written["audio"] < audio_limit:
-            output.audio(np.zeros(audio_limit - written["audio"], np.float32))
+        if avatar_dir is not None:
+            from avatar.api import load
+
+            avatar = load(avatar_dir)
+            avatar_source = str(avatar_dir)
+        elif photo is not None:
+            from avatar.api import fit
+
+            avatar = fit(photo)
+            avatar_source = f"fitted to {photo}"
+        else:
+            avatar = default_avatar()
+            avatar_source = "built-in default avatar"
+        pipeline = load_listener()
+        stream = ListenerStream(avatar, style, seed, audio=info.has_audio, video=info.has_video, pipeline=pipeline,
+                                face_tracker=tracker, tracking_stride=TRACKING_STRIDE)
+        timings["load"] = time.perf_counter() - tic
+        callback("load", 1.0)
+
+        tic, tic_cpu = time.perf_counter(), time.thread_time()
+        # One thread each for torch and BLAS: the listener's matrices are tiny, and the second core tracks,
+        # draws and encodes; fixed counts also keep the codes bit-identical whatever the threads interleave.
+        torch.set_num_threads(1)
+        blas = threadpool_limits(limits=1, user_api="blas")
+        output.start_rendering(lambda: ListenerRenderer(avatar, size, batch=RENDER_BATCH))
+        written = _listen(stream, speaker, info, output, expected, audio_limit, size, side_by_side)
         output.close()
     except BaseException:
         if tracker is not None:
@@ -486,11 +458,15 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
         writer.abort()
         raise
     finally:
-        blas.restore_original_limits()
+        if blas is not None:
+            blas.restore_original_limits()
         torch.set_num_threads(torch_threads)
+    codes_out = written["codes"]
     timings["listen"] = time.perf_counter() - tic
     timings.update({"model": written["model"], "render": output.seconds["render"],
-                    "encode": output.seconds["encode"], "output_wait": output.seconds["wait"]})
+                    "encode": output.seconds["encode"], "output_wait": output.seconds["wait"],
+                    "listen_cpu_main": time.thread_time() - tic_cpu, "listen_cpu_output": output.seconds["cpu"],
+                    "listen_cpu_tracking": tracker.cpu_seconds if tracker is not None else 0.0})
 
     callback("write", 0.0)
     tic = time.perf_counter()
@@ -523,6 +499,81 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     callback("write", 1.0)
     return ListenCommandResult(paths["video"], paths["motion"], paths["csv"], paths["report"], int(codes.shape[0]),
                                seconds_total, document)
+
+
+def _listen(stream, speaker: Path, info, output: _OutputThread, expected: int, audio_limit: int, size: int,
+            side_by_side: bool) -> dict:
+    """Stream the speaker into the listener; codes go to ``output`` in batches as they come.
+
+    Returns:
+        ``{"codes": [(n, 59) tensors], "model": seconds in the listener, ...}``.
+    """
+    from drivers import media
+
+    sample_rate = media.AUDIO_SAMPLE_RATE
+    codes_out: list[torch.Tensor] = []
+    speaker_frames: deque = deque()
+    written = {"queued": 0, "audio": 0, "model": 0.0, "codes": codes_out}
+
+    pending: list[torch.Tensor] = []  # codes waiting to be rendered in one batch
+
+    def emit(codes: torch.Tensor, final: bool = False) -> None:
+        codes = codes[:expected - written["queued"]]
+        if codes.shape[0]:
+            codes_out.append(codes)
+            pending.append(codes)
+            written["queued"] += codes.shape[0]
+        if not pending or (sum(c.shape[0] for c in pending) < RENDER_BATCH and not final):
+            return
+        codes = torch.cat(pending)
+        pending.clear()
+        left = None
+        if side_by_side:
+            left = [speaker_frames.popleft() if speaker_frames else np.zeros((size, size, 3), np.uint8)
+                    for _ in range(codes.shape[0])]
+        output.frames(codes, left)
+
+    def push_audio(chunk: np.ndarray) -> None:
+        room = audio_limit - written["audio"]
+        if room > 0:
+            output.audio(chunk[:room])
+            written["audio"] += min(room, chunk.size)
+        t0 = time.perf_counter()
+        codes = stream.push(audio=chunk)
+        written["model"] += time.perf_counter() - t0
+        emit(codes)
+
+    audio_chunks = media.iter_audio(speaker, chunk_size=sample_rate, sample_rate=sample_rate) \
+        if info.has_audio else iter(())
+    if info.has_video:
+        pushed_audio = 0
+        for frame in media.iter_frames(speaker):
+            k = frame.index
+            while info.has_audio and pushed_audio <= (k + 1) * sample_rate // 30:
+                chunk = next(audio_chunks, None)
+                if chunk is None:
+                    break
+                pushed_audio += chunk.size
+                push_audio(chunk)
+            if side_by_side:
+                speaker_frames.append(_square(frame.image, size))
+            t0 = time.perf_counter()
+            codes = stream.push(frame=frame.image)
+            written["model"] += time.perf_counter() - t0
+            emit(codes)
+    for chunk in audio_chunks:
+        push_audio(chunk)
+    t0 = time.perf_counter()
+    codes = stream.flush()
+    written["model"] += time.perf_counter() - t0
+    emit(codes)
+    if written["queued"] < expected:  # a stream that ended early: hold the last pose
+        last = torch.cat(codes_out)[-1:] if codes_out else torch.zeros(1, 59)
+        emit(last.expand(expected - written["queued"], -1).clone())
+    emit(torch.zeros(0, 59), final=True)
+    if written["audio"] < audio_limit:
+        output.audio(np.zeros(audio_limit - written["audio"], np.float32))
+    return written
 
 
 #: The speaker clip ``avatar demo`` plays to its avatar (``scripts/build_listen_demo.py``: espeak-ng speech).

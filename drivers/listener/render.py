@@ -28,6 +28,15 @@ def _vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(out, dim=-1, eps=1e-12)
 
 
+def _compact(faces: torch.Tensor, num_vertices: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The vertices ``faces (F, 3)`` use (sorted, :math:`(U,)` long) and the faces renumbered onto them (int32)."""
+    index = faces.long().numpy()
+    used = np.flatnonzero(np.bincount(index.ravel(), minlength=num_vertices))
+    remap = np.zeros(num_vertices, np.int32)
+    remap[used] = np.arange(used.size, dtype=np.int32)
+    return torch.from_numpy(used), torch.from_numpy(remap[index])
+
+
 #: Parts left out of listener renders: hidden behind closed or slightly parted lips.
 HIDDEN_PARTS = ("M_GumsTongue",)
 
@@ -61,10 +70,9 @@ class ListenerRenderer:
         bundle = avatar.bundle
         hidden = [bundle.part_names.index(n) for n in HIDDEN_PARTS if n in bundle.part_names]
         keep = bundle.export_face_mask() & ~torch.isin(bundle.face_parts.long(), torch.tensor(hidden, dtype=torch.long))
-        faces = bundle.faces[keep].long()
-        used, remap = torch.unique(faces, return_inverse=True)
+        used, faces = _compact(bundle.faces[keep], bundle.vertices.shape[0])
         self.size, self.batch = int(size), int(batch)
-        self.faces = remap.reshape(-1, 3).to(torch.int32)
+        self.faces = faces
         self.uv_faces = bundle.uv_faces[keep].to(torch.int32)
         self.uv = torch.stack([bundle.uv[:, 0], 1 - bundle.uv[:, 1]], dim=-1).contiguous()  # v up → row down
         self.rest = bundle.vertices[used].float()
@@ -73,7 +81,9 @@ class ListenerRenderer:
         self.deltas = bundle.expression_deltas[:, used][:, self.moving].float().reshape(bundle.expression_deltas.shape[0], -1)
         self.pivot = bundle.neck_pivot.float()
         self.texture = bundle.texture.float().contiguous()  # (Ht, Wt, 3)
-        self.camera = avatar._default_camera((self.size, self.size))
+        # the avatar's default portrait framing (Avatar._default_camera), without its slow torch.unique
+        exported, _ = _compact(bundle.faces[bundle.export_face_mask()], bundle.vertices.shape[0])
+        self.camera = dr.frame_points(bundle.vertices[exported], (self.size, self.size), fill=0.8)
         self.clip_matrix = (self.camera.projection @ self.camera.view)[0].float()  # world -> clip
         self.light = dr.default_sh()
         self.background = torch.tensor(background, dtype=torch.float32)
