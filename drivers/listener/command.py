@@ -258,49 +258,55 @@ class _TrackingThread:
 
 
 class _OutputThread:
-    """Renders codes and encodes the video on a thread of its own, in the order given.
+    """Renders codes and encodes the video next to the listener, in the order given.
 
-    The listener (audio features, sampling) keeps the calling thread; frames are drawn by
-    :meth:`ListenerRenderer.render` with ``parallel=False`` (compiled, without the GIL) and encoded by
-    PyAV here, so they overlap with it. Every writer call goes through this thread (PyAV containers are
-    not thread-safe). At most ``max_pending`` batches wait, so memory
-    stays bounded and a failure surfaces at the next submission.
+    The listener (audio features, sampling) keeps the calling thread. Batches of frames are drawn by
+    :meth:`ListenerRenderer.render` with ``parallel=False`` (compiled, without the GIL) on a pool of
+    ``render_threads`` threads, and encoded by PyAV, in order, on a thread of its own (every writer call
+    goes through it: PyAV containers are not thread-safe). While the listener runs, one batch is drawn
+    at a time next to it; at the end, when it has stopped, the remaining batches are drawn on both
+    cores. At most ``max_pending`` batches wait, so memory stays bounded and a failure surfaces at the
+    next submission.
 
     Args:
         writer: a :class:`drivers.media.VideoWriter`.
-        on_frames: ``callback(frames_written)``, called on the thread.
+        on_frames: ``callback(frames_written)``, called on the encoding thread.
         max_pending: batches allowed to wait.
+        render_threads: threads drawing frames.
     """
 
-    def __init__(self, writer, on_frames, max_pending: int = 8) -> None:
+    def __init__(self, writer, on_frames, max_pending: int = 8, render_threads: int = 2) -> None:
+        import threading
         from concurrent.futures import ThreadPoolExecutor
 
         self.writer, self.on_frames, self.max_pending = writer, on_frames, int(max_pending)
-        self.seconds = {"render": 0.0, "encode": 0.0, "wait": 0.0, "cpu": 0.0}  # "cpu": of the thread
+        self.seconds = {"render": 0.0, "encode": 0.0, "wait": 0.0, "cpu": 0.0}  # "cpu": of the threads
         self.frames_written = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-listen-output")
+        self._lock = threading.Lock()
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-listen-encode")
+        self._painters = ThreadPoolExecutor(max_workers=int(render_threads), thread_name_prefix="avatar-listen-draw")
         self._futures: deque = deque()
-        self._renderer = None
-        self._submit(_load_draw_kernel)  # while the caller loads the avatar and the listener
+        self._renderer = self._painters.submit(self._timed, "render", _load_draw_kernel)  # while the caller loads
 
     def start_rendering(self, make_renderer) -> None:
-        """Build the renderer (``make_renderer()``, on the thread) before the first frames."""
-        self._submit(self._make_renderer, make_renderer)
+        """Build the renderer (``make_renderer()``, on a drawing thread) before the first frames."""
+        loaded = self._renderer
+        self._renderer = self._painters.submit(lambda: (loaded.result(), self._timed("render", make_renderer))[1])
 
-    def _make_renderer(self, make_renderer) -> None:
-        self._renderer = make_renderer()
-
-    def _timed(self, fn, *args) -> None:
-        tic = time.thread_time()
+    def _timed(self, stage: str, fn, *args):
+        tic, tic_cpu = time.perf_counter(), time.thread_time()
         try:
-            fn(*args)
+            return fn(*args)
         finally:
-            self.seconds["cpu"] += time.thread_time() - tic
+            with self._lock:
+                if stage:
+                    self.seconds[stage] += time.perf_counter() - tic
+                self.seconds["cpu"] += time.thread_time() - tic_cpu
 
-    def _submit(self, fn, *args) -> None:
-        self._futures.append(self._executor.submit(self._timed, fn, *args))
+    def _submit(self, fn, *args, stage: str = "encode") -> None:
+        self._futures.append(self._encoder.submit(self._timed, stage, fn, *args))
         while self._futures and self._futures[0].done():
-            self._futures.popleft().result()  # raises a failure of the thread here
+            self._futures.popleft().result()  # raises a failure of the threads here
         if len(self._futures) > self.max_pending:
             tic = time.perf_counter()
             self._futures.popleft().result()
@@ -308,42 +314,39 @@ class _OutputThread:
 
     def frames(self, codes: torch.Tensor, left: list[np.ndarray] | None = None) -> None:
         """Queue frames for ``codes (T, 59)``; ``left``: T speaker images put on their left, or ``None``."""
-        self._submit(self._frames, codes, left)
+        renderer = self._renderer
+        drawn = self._painters.submit(lambda: self._timed("render", renderer.result().render, codes, False))
+        self._submit(self._write_frames, drawn, left, stage="")
 
     def audio(self, samples: np.ndarray) -> None:
         """Queue speaker audio samples."""
         self._submit(self.writer.write_audio, samples)
 
-    def _frames(self, codes: torch.Tensor, left: list[np.ndarray] | None) -> None:
-        tic = time.perf_counter()
-        frames = self._renderer.render(codes, parallel=False)
-        self.seconds["render"] += time.perf_counter() - tic
+    def _write_frames(self, drawn, left: list[np.ndarray] | None) -> None:
+        frames = drawn.result()
         tic = time.perf_counter()
         for k, image in enumerate(frames):
             if left is not None:
                 image = np.concatenate([left[k], image], axis=1)
             self.writer.write_frame(image)
         self.frames_written += frames.shape[0]
-        self.seconds["encode"] += time.perf_counter() - tic
+        self.seconds["encode"] += time.perf_counter() - tic  # without the wait for the drawing
         self.on_frames(self.frames_written)
 
     def close(self) -> None:
-        """Wait for every queued batch, then finish the file (raises a failure of the thread)."""
+        """Wait for every queued batch, then finish the file (raises a failure of the threads)."""
         tic = time.perf_counter()
-        self._submit(self._close)
+        self._submit(self.writer.close)
         while self._futures:
             self._futures.popleft().result()
-        self._executor.shutdown(wait=True)
+        self._encoder.shutdown(wait=True)
+        self._painters.shutdown(wait=True)
         self.seconds["wait"] += time.perf_counter() - tic
 
-    def _close(self) -> None:
-        tic = time.perf_counter()
-        self.writer.close()
-        self.seconds["encode"] += time.perf_counter() - tic
-
     def cancel(self) -> None:
-        """Drop the queued work and wait for the running task (before the writer is aborted)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Drop the queued work and wait for the running tasks (before the writer is aborted)."""
+        self._encoder.shutdown(wait=True, cancel_futures=True)
+        self._painters.shutdown(wait=True, cancel_futures=True)
         self._futures.clear()
 
 
