@@ -53,7 +53,7 @@ from avatar.morphable.landmarks import (
     load_landmark_layer,
     load_mediapipe_calibration,
 )
-from drivers.landmark_fit import FitConfig, FrameFit, LandmarkFitter, umeyama
+from drivers.landmark_fit import FitConfig, FrameFit, LandmarkFitter, rodrigues, umeyama
 
 #: MediaPipe's own rigid landmarks (its face-geometry Procrustes basis): stable under expressions.
 RIGID_LANDMARKS = (
@@ -83,6 +83,8 @@ class TrackerConfig:
         iou_threshold: box overlap that counts as the same face in consecutive frames.
         signature_threshold: largest rigid-shape distance (fraction of face size) to re-acquire the face.
         pose_calibration: apply MediaPipe's pose-dependent landmark offsets (shipped calibration).
+        rotation_correction: correct the person's constant head-rotation bias predicted from the identity
+            code (shipped calibration ``identity_rotation``; see :meth:`FaceTracker.estimate_person`).
         fit: the per-frame :class:`~drivers.landmark_fit.FitConfig`.
     """
 
@@ -101,6 +103,7 @@ class TrackerConfig:
     iou_threshold: float = 0.3
     signature_threshold: float = 0.05
     pose_calibration: bool = True
+    rotation_correction: bool = True
     fit: FitConfig = field(default_factory=FitConfig)
 
 
@@ -429,6 +432,15 @@ class FaceTracker:
         if calibration is None and cfg.pose_calibration:
             calibration = load_mediapipe_calibration()
         pose_offsets = None if calibration is None or "pose_offset" not in calibration else calibration["pose_offset"].double().numpy()
+        #: (3, 1 + K) linear model of a person's head-rotation bias (axis-angle) from their identity code
+        self.identity_rotation = (
+            None if calibration is None or "identity_rotation" not in calibration else calibration["identity_rotation"].double().numpy()
+        )
+        #: (3, L, 3) its part linear in the person's free landmark offsets
+        self.offset_rotation = (
+            None if calibration is None or "offset_rotation" not in calibration else calibration["offset_rotation"].double().numpy()
+        )
+        self.rotation_correction = np.eye(3)
         with _single_threaded_blas():
             self.fitter = LandmarkFitter(self.layer, cfg.fit, focal=0.0, pose_offsets=pose_offsets)
         self.selector = MainFaceSelector(cfg.iou_threshold, cfg.signature_threshold)
@@ -513,14 +525,50 @@ class FaceTracker:
         cfg = self.config
         found = [obs for _, _, _, obs in self._pending if obs is not None]
         if found:
-            self._set_focal(np.stack(found[:: max(1, len(found) // 5)][:5]))
-            chosen = self._calmest(found, cfg.identity_frames)
-            identity, fits = self.fitter.fit_identity(chosen, cfg.num_identity)
-            self.identity = identity
+            fits = self.estimate_person(found)
             self._reference_translation = np.median([self._translation(f) for f in fits], axis=0)
         self._identity_ready = True
         pending, self._pending = self._pending, []
         return [self._track(index, n, lm, obs) for index, n, lm, obs in pending]
+
+    def estimate_person(self, observations: list[np.ndarray]) -> list[FrameFit]:
+        """Fix the camera focal length and this person's shape from their first frames (then held fixed).
+
+        Sets the focal length, fits the identity code and landmark offsets on the ``identity_frames``
+        least expressive frames, and sets :attr:`rotation_correction`, the person's head-rotation bias
+        predicted from the identity code (calibration ``identity_rotation``, learned on renders of
+        training identities by ``scripts/build_landmark_map.py``).
+
+        Args:
+            observations: the person's landmarks in observation units, each :math:`(478, 3)`.
+
+        Returns:
+            the fits of the frames the identity was estimated from.
+        """
+        cfg = self.config
+        self._set_focal(np.stack(observations[:: max(1, len(observations) // 5)][:5]))
+        chosen = self._calmest(observations, cfg.identity_frames)
+        identity, fits = self.fitter.fit_identity(chosen, cfg.num_identity)
+        self.identity = identity
+        self.rotation_correction = self._rotation_correction(identity, self.fitter.offset)
+        return fits
+
+    def _rotation_correction(self, identity: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """Head-frame rotation ``C`` with ``R_true ≈ R_fit C`` for this person, shape (3, 3).
+
+        Args:
+            identity: the fitted identity code, shape :math:`(K',)`.
+            offset: the person's free landmark offsets, shape :math:`(L, 3)`.
+        """
+        model = self.identity_rotation
+        if model is None or not self.config.rotation_correction:
+            return np.eye(3)
+        code = np.zeros(model.shape[1] - 1)
+        code[: min(len(code), len(identity))] = identity[: len(code)]
+        bias = model @ np.r_[1.0, code]
+        if self.offset_rotation is not None:
+            bias = bias + np.tensordot(self.offset_rotation, offset, axes=2)
+        return rodrigues(bias)
 
     def _calmest(self, observations: list[np.ndarray], count: int) -> np.ndarray:
         """The ``count`` frames with the least expression under the mean identity (the identity is fitted on
@@ -568,7 +616,7 @@ class FaceTracker:
         self._previous = fit
         if self._reference_translation is None:
             self._reference_translation = self._translation(fit)
-        rotation = rotation_to_axis_angle(fit.pose.rotation)
+        rotation = rotation_to_axis_angle(fit.pose.rotation @ self.rotation_correction)
         translation = self._translation(fit) - self._reference_translation
         weights = np.clip(self._weight_filter(fit.expression), 0.0, 1.0)
         rotation = self._rotation_filter(rotation)

@@ -549,3 +549,33 @@ def calibration_residuals(
             rotations.append(rotation[k])
             identities.append(identity)
     return np.asarray(offsets), np.asarray(expressions), np.asarray(rotations), np.asarray(identities)
+
+
+def detect_rendered_clip(renderer: SyntheticFaceRenderer, clip: SyntheticClip, max_num_faces: int = 2) -> np.ndarray:
+    """Render a clip, encode it as H.264 and run MediaPipe over the decoded frames in video mode — what the
+    tracker sees of a user's clip.
+
+    Args:
+        renderer: the synthetic renderer.
+        clip: the ground truth to render.
+        max_num_faces: MediaPipe's setting (the tracker's default).
+
+    Returns:
+        the first face's MediaPipe normalised landmarks per frame (NaN where none), shape :math:`(T, 478, 3)`.
+    """
+    import tempfile
+
+    from drivers.media import write_video
+    from drivers.tracking import FaceMeshDetector, iter_video_frames
+
+    frames = renderer.render(clip.identity, clip.weights, clip.head_rotation, clip.head_translation)
+    out = np.full((len(frames), 478, 3), np.nan, dtype=np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        video = Path(folder) / "clip.mp4"
+        write_video(video, frames, fps=30.0, force=True)
+        with FaceMeshDetector(max_num_faces, static_image_mode=False) as detector:
+            for k, image in enumerate(iter_video_frames(video, 30.0)):
+                faces = detector.detect(image)
+                if faces and k < len(out):
+                    out[k] = faces[0]
+    return out

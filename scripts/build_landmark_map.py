@@ -19,12 +19,19 @@ Steps:
    uses other seeds) are rendered under random head poses, half neutral, half with one expression; MediaPipe's
    detections are taken back into the head frame (true pose, true depths for the perspective) and the
    offsets over the neutral frames are regressed on the head rotation; the constant part is added to the
-   shipped layer's rest landmarks, both parts go to ``mediapipe_calibration.safetensors``.
+   shipped layer's rest landmarks, both parts go to ``mediapipe_calibration.safetensors``;
+6. per-person head-rotation bias (with the calibration): 1-second clips of 160 other training identities
+   (seed 778; the evaluation's generator, :func:`drivers.tracking_eval.synthetic_sequences`) are rendered,
+   H.264-encoded and tracked like a user's clip (MediaPipe in video mode), and each clip's constant error
+   of the tracked head rotation is regressed on the tracker's estimate of the person (identity
+   code and the principal directions of the person's free landmark offsets; ridge and directions chosen
+   by 10-fold cross-validation over identities) → ``identity_rotation`` and ``offset_rotation``. Only this
+   step: ``--rotation-only --force`` (``--frames-cache F.npz`` keeps the renders' detections).
 
 Needs ``../shared`` (ICT FaceKit and MediaPipe's canonical face). ``--png`` writes a front/side plot of
 both point sets for a visual check.
 
-    python scripts/build_landmark_map.py [--png check.png] [--force] [--json] [--no-calibrate]
+    python scripts/build_landmark_map.py [--png check.png] [--force] [--json] [--no-calibrate] [--rotation-only]
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import torch
 import point_cloud_utils as pcu
 from safetensors.torch import save_file
 from scipy.optimize import lsq_linear
+from threadpoolctl import threadpool_limits
 
 from avatar.errors import AvatarInputError
 from avatar.io import atomic_output_file, atomic_write_text
@@ -336,6 +344,173 @@ def calibrate(ict, landmark_map: LandmarkMap, num_identities: int, frames_per_id
     return calibration, info
 
 
+def person_rotation_bias(
+    layer: LandmarkLayer, calibration: dict, landmarks: np.ndarray, rotations: np.ndarray, image_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each training person's constant head-rotation error under the tracker, with the tracker's estimate of them.
+
+    Tracks each clip's MediaPipe landmarks with :class:`drivers.tracking.FaceTracker` (rotation correction
+    off) and averages ``log(R_trackedᵀ R_true)`` over the frames with a face.
+
+    Args:
+        layer: the landmark layer the tracker fits.
+        calibration: MediaPipe calibration (``mean_offset``, ``pose_offset``).
+        landmarks: MediaPipe normalised landmarks per clip and frame (NaN: no face), shape (N, T, 478, 3).
+        rotations: true head rotations (axis-angle), shape (N, T, 3).
+        image_size: (height, width) of the frames.
+
+    Returns:
+        biases (axis-angle, head frame), shape (N', 3), identity codes, shape (N', K), and the persons'
+        free landmark offsets, shape (N', L, 3), for the N' clips with a face in at least half the frames.
+    """
+    from drivers.landmark_fit import rodrigues
+    from drivers.tracking import FaceTracker, TrackerConfig, rotation_to_axis_angle
+
+    biases, codes, offsets = [], [], []
+    for clip, truth in zip(landmarks, rotations):
+        found = ~np.isnan(clip).any(axis=(1, 2))
+        if found.sum() < len(clip) / 2:
+            continue
+        tracker = FaceTracker(30.0, TrackerConfig(rotation_correction=False), layer, calibration=calibration)
+        results = []
+        for lm, ok in zip(clip, found):
+            results += tracker.push_landmarks([lm] if ok else [], image_size)
+        results += tracker.finish()
+        errors = [
+            rotation_to_axis_angle(rodrigues(r.head_rotation).T @ rodrigues(t)) for r, t in zip(results, truth) if r.face_found
+        ]  # fmt: skip
+        biases.append(np.mean(errors, axis=0))
+        codes.append(tracker.identity)
+        offsets.append(tracker.fitter.offset)
+    return np.asarray(biases), np.asarray(codes), np.asarray(offsets)
+
+
+def _rotation_features(codes: np.ndarray, offsets: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """Regression features: identity code and the offsets' projections on principal directions, (N, K + P)."""
+    return np.concatenate([codes, offsets.reshape(len(offsets), -1) @ components.T], 1)
+
+
+def _fit_ridge(features: np.ndarray, targets: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge regression with an unpenalised intercept: (intercept (3,), coefficients (F, 3))."""
+    mean_x, mean_y = features.mean(0), targets.mean(0)
+    x = features - mean_x
+    coef = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ (targets - mean_y))
+    return mean_y - mean_x @ coef, coef
+
+
+def _offset_components(offsets: np.ndarray, count: int) -> np.ndarray:
+    """``count`` principal directions of the offsets scaled to unit-variance projections, (P, L·3)."""
+    flat = offsets.reshape(len(offsets), -1)
+    _, sig, vt = np.linalg.svd(flat - flat.mean(0), full_matrices=False)
+    count = min(count, len(sig))
+    return vt[:count] / (sig[:count, None] / np.sqrt(len(flat)))
+
+
+def fit_rotation_bias(
+    biases: np.ndarray, codes: np.ndarray, offsets: np.ndarray, ridges=(0.3, 1, 3, 10, 30, 100), components=(0, 10, 20, 40), folds: int = 10
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Linear model of a person's rotation bias from the tracker's estimate of them (identity code + offsets).
+
+    The features are the identity code and the projections of the person's free landmark offsets on
+    their first principal directions; per rotation axis, the ridge and the number of directions are chosen
+    by ``folds``-fold cross-validation over identities (directions recomputed inside each fold; 0
+    directions and an infinite ridge — the plain mean — are among the candidates).
+
+    Args:
+        biases: shape (N, 3). codes: shape (N, K). offsets: shape (N, L, 3).
+
+    Returns:
+        ``identity_rotation`` (3, 1 + K) and ``offset_rotation`` (3, L, 3) with
+        ``bias ≈ M[:, 0] + M[:, 1:] code + Σ_l,d G[:, l, d] offset[l, d]``, and a report (degrees).
+    """
+    n, k = codes.shape
+    fold = np.arange(n) % folds
+    candidates = [(count, ridge) for count in components for ridge in ridges] + [(0, np.inf)]
+    scores = np.zeros((len(candidates), 3))
+    for c, (count, ridge) in enumerate(candidates):
+        residual = np.zeros_like(biases)
+        for f in range(folds):
+            train, test = fold != f, fold == f
+            if np.isinf(ridge):
+                residual[test] = biases[test] - biases[train].mean(0)
+                continue
+            comp = _offset_components(offsets[train], count)
+            intercept, coef = _fit_ridge(_rotation_features(codes[train], offsets[train], comp), biases[train], ridge)
+            residual[test] = biases[test] - intercept - _rotation_features(codes[test], offsets[test], comp) @ coef
+        scores[c] = np.sqrt((residual**2).mean(0))
+    identity_rotation = np.zeros((3, 1 + k))
+    offset_rotation = np.zeros((3, offsets.shape[1] * offsets.shape[2]))
+    chosen = []
+    for axis in range(3):
+        count, ridge = candidates[int(np.argmin(scores[:, axis]))]
+        chosen.append({"offset_components": int(count), "ridge": float(ridge)})
+        if np.isinf(ridge):
+            identity_rotation[axis, 0] = biases[:, axis].mean()
+            continue
+        comp = _offset_components(offsets, count)
+        intercept, coef = _fit_ridge(_rotation_features(codes, offsets, comp), biases[:, axis : axis + 1], ridge)
+        identity_rotation[axis] = np.r_[intercept, coef[:k, 0]]
+        offset_rotation[axis] = coef[k:, 0] @ comp
+    report = {
+        "identities": int(n),
+        "chosen_xyz": chosen,
+        "bias_rms_deg_xyz": np.degrees(np.sqrt((biases**2).mean(0))).round(3).tolist(),
+        "cross_validated_rms_deg_xyz": np.degrees(scores.min(0)).round(3).tolist(),
+    }
+    return identity_rotation, offset_rotation.reshape(3, *offsets.shape[1:]), report
+
+
+def rotation_bias_model(ict, layer: LandmarkLayer, calibration: dict, num_identities: int, num_frames: int, cache: Path | None):
+    """Step 6: track rendered clips of training identities (seed 778), fit the rotation-bias model.
+
+    Returns:
+        the model tensors (``identity_rotation``, ``offset_rotation``) and a report.
+    """
+    from drivers.tracking_eval import SyntheticFaceRenderer, detect_rendered_clip, synthetic_sequences
+
+    renderer = SyntheticFaceRenderer(ict)
+    clips = synthetic_sequences(ict.expression_names, num_identities, num_frames, fps=30.0, seed=778)
+    if cache is not None and cache.is_file():
+        landmarks = np.load(cache)["landmarks"]
+    else:
+        landmarks = np.stack([detect_rendered_clip(renderer, clip) for clip in clips])
+        if cache is not None:
+            np.savez(cache, landmarks=landmarks)
+    rotations = np.stack([clip.head_rotation for clip in clips])[: len(landmarks)]
+    with threadpool_limits(1):  # tiny solves; BLAS threads only spin on a busy machine
+        biases, codes, offsets = person_rotation_bias(layer, calibration, landmarks, rotations, renderer.image_size)
+        identity_rotation, offset_rotation, report = fit_rotation_bias(biases, codes, offsets)
+    report["seed"] = 778
+    report["frames_per_clip"] = int(num_frames)
+    model = {
+        "identity_rotation": torch.from_numpy(identity_rotation.astype(np.float32)),
+        "offset_rotation": torch.from_numpy(offset_rotation.astype(np.float32)),
+    }
+    return model, report
+
+
+def rotation_only(args, ict) -> int:
+    """Refit only the rotation-bias model (step 6) against the shipped layer and calibration."""
+    from safetensors import safe_open
+
+    from avatar.morphable.landmarks import load_landmark_layer, load_mediapipe_calibration
+
+    path = args.out / CALIBRATION_FILE
+    calibration = load_mediapipe_calibration(path)
+    if calibration is None:
+        raise AvatarInputError(f"{path} does not exist; run the full build first")
+    with safe_open(str(path), "pt") as handle:
+        info = json.loads((handle.metadata() or {}).get("info", "{}"))
+    calibration = {k: v for k, v in calibration.items() if k in ("mean_offset", "pose_offset")}
+    layer = load_landmark_layer(args.out / LAYER_FILE)
+    model, info["rotation_bias"] = rotation_bias_model(ict, layer, calibration, args.rotation_identities, args.rotation_frames, args.frames_cache)
+    calibration.update(model)
+    with atomic_output_file(path, force=args.force) as tmp:
+        save_file({k: v.contiguous() for k, v in calibration.items()}, str(tmp), metadata={"info": json.dumps(info)})
+    print(json.dumps(info["rotation_bias"]) if args.json else f"rotation bias: {info['rotation_bias']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=LANDMARKS_DIR, help="output folder (default assets/landmarks)")
@@ -345,11 +520,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-calibrate", action="store_true", help="skip the MediaPipe calibration on renders")
     parser.add_argument("--calibration-identities", type=int, default=60, help="identities rendered for the calibration")
     parser.add_argument("--calibration-frames", type=int, default=8, help="frames per calibration identity")
+    parser.add_argument("--rotation-identities", type=int, default=160, help="training clips (identities) of the rotation-bias model")
+    parser.add_argument("--rotation-frames", type=int, default=30, help="frames per rotation-bias clip")
+    parser.add_argument("--rotation-only", action="store_true", help="only (re)fit the rotation-bias model of the shipped calibration")
+    parser.add_argument("--frames-cache", type=Path, help="npz file keeping the rotation-bias clips' detections (reused when present)")
     args = parser.parse_args(argv)
     root = shared_dir()
     if root is None:
         raise AvatarInputError("../shared is needed to build the landmark map (ICT FaceKit, MediaPipe canonical face)")
     ict = load_ict_facekit()
+    if args.rotation_only:
+        return rotation_only(args, ict)
     mp_vertices, _ = read_obj(root / "data" / "mediapipe_canonical_face" / "face_model_with_iris.obj")
     if len(mp_vertices) != NUM_MEDIAPIPE_LANDMARKS:
         raise AvatarInputError(f"face_model_with_iris.obj has {len(mp_vertices)} vertices, expected 478")
@@ -370,6 +551,12 @@ def main(argv: list[str] | None = None) -> int:
         eye_centres=centres,
         calibration=calibration,
     )
+    if calibration is not None:
+        model, report["rotation_bias"] = rotation_bias_model(
+            ict, layer, calibration, args.rotation_identities, args.rotation_frames, args.frames_cache
+        )  # fmt: skip
+        calibration.update(model)
+        report["calibration"]["rotation_bias"] = report.pop("rotation_bias")
     args.out.mkdir(parents=True, exist_ok=True)
     if calibration is not None:
         with atomic_output_file(args.out / CALIBRATION_FILE, force=args.force) as tmp:

@@ -168,3 +168,31 @@ def test_shipped_layer_equals_ict_restriction(shared, landmark_map):
     verts = ict.vertices(z, w)
     offset = load_mediapipe_calibration()["mean_offset"]
     assert torch.allclose(landmark_map.interpolate(verts) + offset, layer.landmarks(z, w), atol=5e-3)
+
+
+def test_rotation_bias_regression_recovers_a_linear_model():
+    """scripts/build_landmark_map.py step 6: cross-validated ridge on identity code + offset directions."""
+    import importlib.util
+
+    from avatar.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("build_landmark_map", REPO_ROOT / "scripts" / "build_landmark_map.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    rng = np.random.default_rng(0)
+    n, k, num_landmarks = 200, 6, 20
+    codes = rng.standard_normal((n, k))
+    offsets = rng.standard_normal((n, 3, num_landmarks, 3)) * np.array([1.0, 0.3, 0.1])[None, :, None, None]
+    offsets = offsets.sum(1) * 0.05  # a few strong directions
+    true_identity = np.zeros((3, 1 + k))
+    true_identity[:, 0] = [0.01, -0.005, 0.0]
+    true_identity[0, 1:3] = [0.02, -0.01]
+    true_offset = np.zeros((3, num_landmarks, 3))
+    true_offset[0] = 0.1 * rng.standard_normal((num_landmarks, 3))
+    biases = true_identity[:, 0] + codes @ true_identity[:, 1:].T + np.einsum("ald,nld->na", true_offset, offsets)
+    biases += 0.002 * rng.standard_normal(biases.shape)
+    identity_rotation, offset_rotation, report = build.fit_rotation_bias(biases, codes, offsets, components=(0, 20, 60))
+    predicted = identity_rotation[:, 0] + codes @ identity_rotation[:, 1:].T + np.einsum("ald,nld->na", offset_rotation, offsets)
+    assert np.sqrt(((predicted - biases) ** 2).mean()) < 0.004
+    assert report["cross_validated_rms_deg_xyz"][0] < 0.5 * report["bias_rms_deg_xyz"][0]
+    assert report["chosen_xyz"][2]["ridge"] == float("inf") or abs(identity_rotation[2, 1:]).max() < 0.01

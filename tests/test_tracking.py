@@ -170,3 +170,32 @@ def test_track_landmarks_rejects_bad_input(layer):
         track_landmarks([[np.zeros((468, 3), np.float32)]], (480, 640))
     with pytest.raises(AvatarInputError, match="empty"):
         track_landmarks([], (480, 640))
+
+
+def test_rotation_correction_is_the_predicted_person_bias(layer):
+    """The calibration's rotation-bias model turns every tracked frame by the same head-frame rotation."""
+    from drivers.tracking import FaceTracker
+
+    _, _, _, frames = synthetic_track(layer, num_frames=14, seed=5, noise_px=0.2)
+    bias = np.radians([2.0, -1.0, 0.5])
+    offset_model = np.zeros((3, 478, 3))
+    offset_model[0, 4, 1] = 0.3  # pitch bias per cm of the person's offset of landmark 4 along y
+
+    def run(calibration, correct=True):
+        tracker = FaceTracker(30.0, TrackerConfig(identity_window=8, rotation_correction=correct), layer, calibration=calibration)
+        out = []
+        for lm in frames:
+            out += tracker.push_landmarks([lm], (480, 640))
+        return tracker, out + tracker.finish()
+
+    _, plain = run({})
+    model = np.zeros((3, 1 + layer.num_identity))
+    model[:, 0] = bias
+    tracker, corrected = run({"identity_rotation": torch.tensor(model), "offset_rotation": torch.tensor(offset_model)})
+    expected_bias = bias + np.array([0.3 * tracker.fitter.offset[4, 1], 0.0, 0.0])
+    for a, b in zip(plain, corrected):
+        np.testing.assert_allclose(rodrigues(a.head_rotation) @ rodrigues(expected_bias), rodrigues(b.head_rotation), atol=2e-3)
+        np.testing.assert_allclose(a.weights, b.weights, atol=1e-9)  # the expression is untouched
+    assert abs(tracker.fitter.offset[4, 1]) > 1e-4  # the offset term took part
+    _, disabled = run({"identity_rotation": torch.tensor(model)}, correct=False)
+    np.testing.assert_allclose(disabled[-1].head_rotation, plain[-1].head_rotation, atol=1e-9)
