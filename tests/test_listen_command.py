@@ -59,6 +59,23 @@ def test_default_avatar_renders():
     assert not np.array_equal(frames[0], frames[1])
 
 
+def test_listener_renderer_frames_camera_and_threads():
+    """The drawing threads' path (parallel=False) gives the same frames; the framing is the avatar's."""
+    from drivers.listener.render import ListenerRenderer
+
+    avatar = default_avatar()
+    renderer = ListenerRenderer(avatar, 48, batch=3)
+    camera = avatar._default_camera((48, 48))
+    assert torch.equal(renderer.camera.view, camera.view) and torch.equal(renderer.camera.projection, camera.projection)
+    codes = torch.zeros(5, CODE_DIM)
+    codes[:, 26] = torch.linspace(0, 1, 5)  # jawOpen
+    codes[:, 53:56] = torch.tensor([0.1, -0.2, 0.05]) * torch.linspace(0, 1, 5)[:, None]  # a turn
+    frames = renderer.render(codes)
+    assert np.array_equal(frames, renderer.render(codes, parallel=False))
+    assert np.array_equal(frames[:3], renderer.render(codes[:3]))  # a frame does not depend on its batch
+    assert len({f.tobytes() for f in frames}) == 5
+
+
 def test_listen_on_audio_only_writes_everything(tmp_path, speech_wav, small_listener):
     out = tmp_path / "out" / "listener.mp4"
     result = run_listen_command(speech_wav, out=out, size=64, seed=3)
@@ -125,6 +142,37 @@ def test_listen_real_video_without_audio_side_by_side(tmp_path, shared, small_li
     assert frames == result.frames == expected
     assert (info.width, info.height) == (96, 48)
     assert info.has_audio and audio_seconds == pytest.approx(expected / 30.0, abs=0.05)
+
+
+def test_listen_codes_equal_the_one_thread_stream(tmp_path, shared, small_listener):
+    """Tracking on its own thread and drawing on others leave the codes bit-identical to a plain stream."""
+    from threadpoolctl import threadpool_limits
+
+    from drivers.listener.command import TRACKING_STRIDE
+    from drivers.listener.stream import ListenerStream
+
+    clip = shared / "media" / "videos" / "pyfeat_single_face.mp4"
+    result = run_listen_command(clip, out=tmp_path / "t.mp4", size=32, seed=5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            stream = ListenerStream(seed=5, audio=True, video=True, pipeline=small_listener,
+                                    tracking_stride=TRACKING_STRIDE)
+            audio = media.iter_audio(clip, chunk_size=SR, sample_rate=SR)
+            codes, pushed = [], 0
+            for frame in media.iter_frames(clip):
+                while pushed <= (frame.index + 1) * SR // 30 and (chunk := next(audio, None)) is not None:
+                    pushed += chunk.size
+                    codes.append(stream.push(audio=chunk))
+                codes.append(stream.push(frame=frame.image))
+            codes += [stream.push(audio=chunk) for chunk in audio] + [stream.flush()]
+    finally:
+        torch.set_num_threads(threads)
+    codes = torch.cat(codes)[:result.frames]
+    motion = Motion.load(result.motion)
+    assert np.array_equal(motion.weights, codes[:, :53].numpy())
+    assert np.array_equal(motion.head_rotation, codes[:, 53:56].numpy())
 
 
 @pytest.fixture(scope="module")

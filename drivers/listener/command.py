@@ -195,6 +195,16 @@ def _load_draw_kernel() -> None:
                      tri_mask=torch.ones(1, 1, dtype=torch.bool), parallel=False)
 
 
+def _import_audio_features() -> None:
+    """Import what the speaker's audio features need (librosa's filters pull in ``scipy.signal``, about
+    a second) on a drawing thread while the caller loads the avatar; a failure is left for the real import."""
+    try:
+        import librosa.core.spectrum
+        import librosa.filters  # noqa: F401
+    except ImportError:
+        pass
+
+
 class _TrackingThread:
     """A face tracker on a thread of its own, behind the tracker interface (``push(image)``, ``finish()``).
 
@@ -273,9 +283,10 @@ class _OutputThread:
         on_frames: ``callback(frames_written)``, called on the encoding thread.
         max_pending: batches allowed to wait.
         render_threads: threads drawing frames.
+        warm_up: callables run on the drawing threads at once (start-up work that overlaps the caller's).
     """
 
-    def __init__(self, writer, on_frames, max_pending: int = 8, render_threads: int = 2) -> None:
+    def __init__(self, writer, on_frames, max_pending: int = 8, render_threads: int = 2, warm_up=()) -> None:
         import threading
         from concurrent.futures import ThreadPoolExecutor
 
@@ -287,6 +298,8 @@ class _OutputThread:
         self._painters = ThreadPoolExecutor(max_workers=int(render_threads), thread_name_prefix="avatar-listen-draw")
         self._futures: deque = deque()
         self._renderer = self._painters.submit(self._timed, "render", _load_draw_kernel)  # while the caller loads
+        for task in warm_up:  # more start-up work for the other drawing thread(s), e.g. imports
+            self._painters.submit(task)
 
     def start_rendering(self, make_renderer) -> None:
         """Build the renderer (``make_renderer()``, on a drawing thread) before the first frames."""
@@ -424,7 +437,8 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     tracker = _TrackingThread(lambda: StridedFaceTracker(TRACKING_STRIDE)) if info.has_video else None
     # every output carries an audio track as long as the video (silence for a speaker without audio)
     writer = media.VideoWriter(paths["video"], 30.0, with_audio=True, force=force, preset="ultrafast", crf=20)
-    output = _OutputThread(writer, lambda done: callback("listen", min(done / expected, 1.0)))
+    output = _OutputThread(writer, lambda done: callback("listen", min(done / expected, 1.0)),
+                           warm_up=[_import_audio_features] if info.has_audio else [])
     torch_threads, blas = torch.get_num_threads(), None
     try:
         if avatar_dir is not None:
