@@ -329,6 +329,23 @@ def _perspective_correct(obs, shape, rot, scale, focal):  # pragma: no cover - c
     return out
 
 
+@numba.njit(cache=True, inline="always")
+def _similarity_jacobian(jac, rot, shape, l, scale):  # pragma: no cover - compiled
+    """Jacobian (3, 7) of ``s R S_l + t`` in (rotation increment δ, log-scale, translation), written to ``jac``.
+
+    ``d(s exp([δ]x) R S) / dδ = -s [R S]x``; returns the rotated point ``R S_l`` as (x, y, z).
+    """
+    x = rot[0, 0] * shape[l, 0] + rot[0, 1] * shape[l, 1] + rot[0, 2] * shape[l, 2]
+    y = rot[1, 0] * shape[l, 0] + rot[1, 1] * shape[l, 1] + rot[1, 2] * shape[l, 2]
+    z = rot[2, 0] * shape[l, 0] + rot[2, 1] * shape[l, 1] + rot[2, 2] * shape[l, 2]
+    jac[0, 0], jac[0, 1], jac[0, 2] = 0.0, scale * z, -scale * y
+    jac[1, 0], jac[1, 1], jac[1, 2] = -scale * z, 0.0, scale * x
+    jac[2, 0], jac[2, 1], jac[2, 2] = scale * y, -scale * x, 0.0
+    jac[0, 3], jac[1, 3], jac[2, 3] = scale * x, scale * y, scale * z
+    jac[0, 4], jac[1, 5], jac[2, 6] = 1.0, 1.0, 1.0
+    return x, y, z
+
+
 @numba.njit(cache=True)
 def _pose_step(raw_obs, shape, rot, scale, trans, wl, wa, focal):  # pragma: no cover - compiled
     """One Gauss–Newton step on (rotation increment, log-scale, translation) at a fixed shape.
@@ -345,15 +362,7 @@ def _pose_step(raw_obs, shape, rot, scale, trans, wl, wa, focal):  # pragma: no 
     for l in range(obs.shape[0]):
         if wl[l] <= 0.0:
             continue
-        x = rot[0, 0] * shape[l, 0] + rot[0, 1] * shape[l, 1] + rot[0, 2] * shape[l, 2]
-        y = rot[1, 0] * shape[l, 0] + rot[1, 1] * shape[l, 1] + rot[1, 2] * shape[l, 2]
-        z = rot[2, 0] * shape[l, 0] + rot[2, 1] * shape[l, 1] + rot[2, 2] * shape[l, 2]
-        # d(s exp([δ]x) R S) / dδ = -s [R S]x
-        jac[0, 0], jac[0, 1], jac[0, 2] = 0.0, scale * z, -scale * y
-        jac[1, 0], jac[1, 1], jac[1, 2] = -scale * z, 0.0, scale * x
-        jac[2, 0], jac[2, 1], jac[2, 2] = scale * y, -scale * x, 0.0
-        jac[0, 3], jac[1, 3], jac[2, 3] = scale * x, scale * y, scale * z
-        jac[0, 4], jac[1, 5], jac[2, 6] = 1.0, 1.0, 1.0
+        x, y, z = _similarity_jacobian(jac, rot, shape, l, scale)
         res = (scale * x + trans[0] - obs[l, 0], scale * y + trans[1] - obs[l, 1], scale * z + trans[2] - obs[l, 2])
         for i in range(3):
             wi = wl[l] * wa[i]
@@ -398,14 +407,7 @@ def _joint_step(raw_obs, rest, basis, moments, rest_moments, basis_sum, rot, sca
     bw = np.zeros(n_e)
     jac = np.zeros((3, 7))
     for l in range(n_l):
-        x = rot[0, 0] * shape[l, 0] + rot[0, 1] * shape[l, 1] + rot[0, 2] * shape[l, 2]
-        y = rot[1, 0] * shape[l, 0] + rot[1, 1] * shape[l, 1] + rot[1, 2] * shape[l, 2]
-        z = rot[2, 0] * shape[l, 0] + rot[2, 1] * shape[l, 1] + rot[2, 2] * shape[l, 2]
-        jac[0, 0], jac[0, 1], jac[0, 2] = 0.0, scale * z, -scale * y
-        jac[1, 0], jac[1, 1], jac[1, 2] = -scale * z, 0.0, scale * x
-        jac[2, 0], jac[2, 1], jac[2, 2] = scale * y, -scale * x, 0.0
-        jac[0, 3], jac[1, 3], jac[2, 3] = scale * x, scale * y, scale * z
-        jac[0, 4], jac[1, 5], jac[2, 6] = 1.0, 1.0, 1.0
+        x, y, z = _similarity_jacobian(jac, rot, shape, l, scale)
         r0 = scale * x + trans[0] - obs[l, 0]
         r1 = scale * y + trans[1] - obs[l, 1]
         r2 = scale * z + trans[2] - obs[l, 2]
