@@ -12,7 +12,11 @@
 
 The speaker is streamed: video frames and 1 s audio chunks go into a
 :class:`~drivers.listener.stream.ListenerStream` (the real-time path) and rendered frames are
-encoded as codes come out, so memory stays bounded for long clips. Audio-only speakers (wav, mp3)
+encoded as codes come out, so memory stays bounded for long clips. The work is spread over threads
+so that it overlaps on two cores: face tracking (MediaPipe + landmark fit) on one, drawing
+(:func:`renderers.draw_textured`, compiled, without the GIL) on a pool of two, encoding on one,
+audio features and sampling on the caller's; torch and BLAS run one thread each meanwhile, and the
+codes are bit-identical to a one-thread stream (tested). Audio-only speakers (wav, mp3)
 work; a video without audio uses the visual cues alone. Without ``--avatar``/``--photo`` the
 built-in default avatar (:func:`default_avatar`) listens.
 """
