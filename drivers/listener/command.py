@@ -428,7 +428,7 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     if not (info.has_audio or info.has_video):
         raise AvatarInputError(f"{speaker}: has neither audio nor video")
 
-    tic = time.perf_counter()
+    tic, tic_cpu = time.perf_counter(), time.thread_time()
     sample_rate = media.AUDIO_SAMPLE_RATE
     if info.has_video:
         expected = info.num_motion_frames()
@@ -462,6 +462,7 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
         stream = ListenerStream(avatar, style, seed, audio=info.has_audio, video=info.has_video, pipeline=pipeline,
                                 face_tracker=tracker, tracking_stride=TRACKING_STRIDE)
         timings["load"] = time.perf_counter() - tic
+        timings["load_cpu_main"] = time.thread_time() - tic_cpu
         callback("load", 1.0)
 
         tic, tic_cpu = time.perf_counter(), time.thread_time()
