@@ -99,13 +99,12 @@ def draw_textured(pos: torch.Tensor, tri: torch.Tensor, uv: torch.Tensor, uv_tri
     if height < 1 or width < 1:
         raise RenderInputError(f"resolution must be positive, got {resolution}")
     out = np.empty((pos_np.shape[0], height, width, channels), np.uint8)
-    if parallel:
-        kernel, chunks = cpu_draw.draw_frames_parallel, numba.get_num_threads()
-    else:
-        kernel, chunks = cpu_draw.draw_frames_serial, 1
-    if out.shape[0]:
-        kernel(pos_np, tri_np, uv_np, uv_tri_np, tex_np, _BOUNDARY_CODES[boundary_mode], shade_np, mask_np, back,
-               bool(flip_y), out, max(1, chunks))
+    args = (pos_np, tri_np, uv_np, uv_tri_np, tex_np, _BOUNDARY_CODES[boundary_mode], shade_np, mask_np, back,
+            bool(flip_y), out)
+    if out.shape[0] and parallel:
+        cpu_draw.draw_frames_parallel(*args, max(1, numba.get_num_threads()))
+    elif out.shape[0]:
+        cpu_draw.draw_frames_serial(*args)
     return out
 
 

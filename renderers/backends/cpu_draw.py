@@ -156,8 +156,9 @@ def _draw_one(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, background, 
                 out[b, row, x, ch] = np.uint8(value)
 
 
-def _draw_frames(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, background, flip_y, out, num_chunks):
-    """Draw the frames of ``out [B,H,W,C]`` uint8 (see :func:`renderers.draw.draw_textured`).
+@nb.njit(parallel=True, nogil=True, cache=True)
+def draw_frames_parallel(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, background, flip_y, out, num_chunks):
+    """Draw the frames of ``out [B,H,W,C]`` uint8 on the numba threads (see :func:`renderers.draw.draw_textured`).
 
     ``pos [B,V,4]`` float64 clip positions; ``tri``/``uv_tri [T,3]`` int32; ``uv [Vt,2]`` float32;
     ``tex [Ht,Wt,C]`` float32; ``shade [B or 1,V,C]`` float32 (or ``[1,0,C]`` for none);
@@ -174,10 +175,20 @@ def _draw_frames(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, backgroun
         bary = np.empty((height, width, 2), np.float32)
         ndc = np.empty((pos.shape[1], 3))
         for b in range(chunk * num_batch // chunks, (chunk + 1) * num_batch // chunks):
-            _draw_one(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, background, flip_y, out, b, depth, ids, bary, ndc)
+            _draw_one(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, background, flip_y, out, b,
+                      depth, ids, bary, ndc)
 
 
-#: All frames of a batch in parallel (the numba threads share the frames).
-draw_frames_parallel = nb.njit(parallel=True, nogil=True, cache=True)(_draw_frames)
-#: One frame after another in the calling thread, without the GIL (for a rendering thread of its own).
-draw_frames_serial = nb.njit(nogil=True, cache=True)(_draw_frames)
+@nb.njit(nogil=True, cache=True)
+def draw_frames_serial(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, background, flip_y, out):
+    """:func:`draw_frames_parallel` one frame after another in the calling thread, without the GIL (for a
+    rendering thread of its own). A function of its own: numba's cache does not tell a ``parallel=True``
+    compilation of one Python function from a serial one."""
+    height, width = out.shape[1], out.shape[2]
+    depth = np.empty((height, width))
+    ids = np.empty((height, width), np.int32)
+    bary = np.empty((height, width, 2), np.float32)
+    ndc = np.empty((pos.shape[1], 3))
+    for b in range(out.shape[0]):
+        _draw_one(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, background, flip_y, out, b,
+                  depth, ids, bary, ndc)
