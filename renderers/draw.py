@@ -83,7 +83,8 @@ def draw_textured(pos: torch.Tensor, tri: torch.Tensor, uv: torch.Tensor, uv_tri
     else:
         shade_np = _array(shade, np.float32, "shade", 3)
         if shade_np.shape[0] not in (1, pos_np.shape[0]) or shade_np.shape[1:] != (pos_np.shape[1], channels):
-            raise RenderInputError(f"shade must have shape [B or 1, {pos_np.shape[1]}, {channels}], got {shade_np.shape}")
+            raise RenderInputError(
+                f"shade must have shape [B or 1, {pos_np.shape[1]}, {channels}], got {shade_np.shape}")
     if tri_mask is None:
         mask_np = np.zeros((1, 0), np.bool_)
     else:

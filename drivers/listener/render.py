@@ -76,9 +76,9 @@ class ListenerRenderer:
         self.uv_faces = bundle.uv_faces[keep].to(torch.int32)
         self.uv = torch.stack([bundle.uv[:, 0], 1 - bundle.uv[:, 1]], dim=-1).contiguous()  # v up → row down
         self.rest = bundle.vertices[used].float()
-        moving = bundle.expression_deltas[:, used].abs().amax(dim=(0, 2)) > 0
-        self.moving = torch.nonzero(moving).flatten()  # only these vertices take part in the blend
-        self.deltas = bundle.expression_deltas[:, used][:, self.moving].float().reshape(bundle.expression_deltas.shape[0], -1)
+        deltas = bundle.expression_deltas[:, used]
+        self.moving = torch.nonzero(deltas.abs().amax(dim=(0, 2)) > 0).flatten()  # only these take part in the blend
+        self.deltas = deltas[:, self.moving].float().reshape(deltas.shape[0], -1)
         self.pivot = bundle.neck_pivot.float()
         self.texture = bundle.texture.float().contiguous()  # (Ht, Wt, 3)
         # the avatar's default portrait framing (Avatar._default_camera), without its slow torch.unique
