@@ -304,6 +304,27 @@ def test_stochastic_sampling_keeps_chunking_causality_and_seeds():
     assert not torch.allclose(whole, deterministic(cues, seed=5))
 
 
+def test_pose_recentring_removes_a_causal_average_of_the_pose_offset():
+    """pose_recentre_s leaves expressions alone and subtracts from the pose an exponential average of its
+    offset from the training mean, frame by frame; pushes of any size still equal one call."""
+    from drivers.listener import EXPRESSION_SLICE, POSE_SLICE
+
+    plain = _small_pipeline()
+    plain.sampling = SamplingConfig(chunk=3, steps=2, horizon=6)
+    recentred = ListenerPipeline(plain.model, sampling=SamplingConfig(chunk=3, steps=2, horizon=6, pose_recentre_s=0.5))
+    cues = _cues(61)
+    raw, out = plain(cues, seed=2), recentred(cues, seed=2)
+    assert torch.equal(out[:, EXPRESSION_SLICE], raw[:, EXPRESSION_SLICE])
+    drift, rate, expected = torch.zeros(6), 1.0 / 15.0, raw.clone()
+    for i in range(raw.shape[0]):
+        drift = drift + rate * ((raw[i, POSE_SLICE] - plain.model.code_mean[POSE_SLICE]) - drift)
+        expected[i, POSE_SLICE] = raw[i, POSE_SLICE] - drift
+    assert torch.allclose(out, expected, atol=1e-5)
+    featurizer, generator = CueFeaturizer(), recentred.generator(None, 2)
+    parts = [generator.push(featurizer.push(cues[a:b])) for a, b in ((0, 7), (7, 8), (8, 61))]
+    assert torch.equal(torch.cat(parts + [generator.flush()]), out)
+
+
 def test_pipeline_accepts_a_diffusers_scheduler():
     from diffusers import DDIMScheduler
 

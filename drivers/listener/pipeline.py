@@ -22,7 +22,20 @@ before that, the newest code is ``chunk + 1`` frames behind the speaker: 133 ms 
 ``eta = 0`` re-stated over the same ``alphas_cumprod`` (tests check it against diffusers step by
 step). It exists because importing ``diffusers`` pulls in ``torch._dynamo`` (~2 s), a large
 part of ``avatar listen``'s 5 s budget; pass any diffusers scheduler (``DDIMScheduler``,
-``DPMSolverMultistepScheduler``, …) as ``scheduler=`` to use it instead.
+``DPMSolverMultistepScheduler``, …) as ``scheduler=`` to use it instead. For DDIM schedulers and
+x0-prediction the generator precomputes each step as ``x_prev = a · x0 + b · x_t + σ · z``
+(:func:`ddim_coefficients`; ``σ > 0`` only with ``eta > 0``).
+
+**Dispersion.** Few-step x0-prediction sampling regresses toward the mean: the model starts too few
+spontaneous events (glances, smiles). ``SamplingConfig.temperature`` scales the initial noise of the
+expression columns (``pose_temperature`` that of the head pose); the shipped config uses 1.35 / 1.2
+with 4 steps (docs/DECISIONS.md). DDIM's ``eta > 0`` is available but made the codes worse.
+
+**Cost per chunk** (what makes it fast on one CPU thread): cue keys/values are computed once per frame
+and kept; the look-ahead frames after the chunk are not computed (attention is causal, so they cannot
+change the chunk); adaLN is folded into each step's weights once per generator
+(:meth:`~drivers.listener.model.ListenerDenoiser.fold`); the last block and the output layer run on the
+chunk's frames only (:meth:`~drivers.listener.model.ListenerDenoiser.denoise_folded`).
 """
 
 from __future__ import annotations
@@ -163,6 +176,11 @@ class SamplingConfig:
             distribution; above 1 counters the regression to the mean of few-step sampling, which
             starts too few spontaneous events — glances, smiles).
         pose_temperature: the same for the 6 head-pose columns.
+        pose_recentre_s: time constant (seconds) of a causal removal of slow head-pose drift from the
+            emitted codes (0 = off): the model remembers only its last window (about 1 s), so over a
+            long stream its head position random-walks away from any rest pose; the slow part of that
+            walk — an exponential average of the pose's offset from the training mean — is subtracted.
+            The model itself keeps conditioning on its own uncorrected codes.
     """
 
     chunk: int = 3
@@ -172,6 +190,7 @@ class SamplingConfig:
     eta: float = 0.0
     temperature: float = 1.0
     pose_temperature: float = 1.0
+    pose_recentre_s: float = 0.0
 
 
 @contextmanager
@@ -216,9 +235,10 @@ class ListenerGenerator:
         if not 1 <= sampling.chunk <= c.window - 1 or not sampling.chunk <= max(sampling.horizon, sampling.chunk) <= c.window - 1:
             raise AvatarInputError(f"chunk and horizon must satisfy 1 <= chunk <= horizon <= {c.window - 1}, "
                                    f"got {sampling.chunk} and {sampling.horizon}")
-        if sampling.eta < 0 or sampling.temperature <= 0 or sampling.pose_temperature <= 0:
-            raise AvatarInputError(f"eta must be >= 0 and temperatures > 0, got {sampling.eta}, {sampling.temperature} "
-                                   f"and {sampling.pose_temperature}")
+        if sampling.eta < 0 or sampling.temperature <= 0 or sampling.pose_temperature <= 0 \
+                or sampling.pose_recentre_s < 0:
+            raise AvatarInputError(f"eta and pose_recentre_s must be >= 0 and temperatures > 0, got {sampling.eta}, "
+                                   f"{sampling.pose_recentre_s}, {sampling.temperature} and {sampling.pose_temperature}")
         self.model, self.scheduler, self.sampling = model, scheduler, sampling
         self.scheduler.set_timesteps(sampling.steps)
         self.timesteps = [int(t) for t in self.scheduler.timesteps]
@@ -228,6 +248,9 @@ class ListenerGenerator:
         self._noise_scale = torch.full((c.code_dim,), float(sampling.temperature))
         self._noise_scale[POSE_SLICE] = float(sampling.pose_temperature)
         self._noise_scale *= float(scheduler.init_noise_sigma)
+        # slow head-pose drift (raw units), removed from the emitted codes
+        self._recentre_rate = 1.0 / (sampling.pose_recentre_s * MOTION_FPS) if sampling.pose_recentre_s > 0 else 0.0
+        self._pose_drift = torch.zeros(POSE_SLICE.stop - POSE_SLICE.start)
         guided = self.style is not None and sampling.style_scale != 1.0
         with torch.inference_mode():
             self._folded = {t: model.fold(model.modulations(torch.tensor([t]), self.style)) for t in self.timesteps}
@@ -324,7 +347,18 @@ class ListenerGenerator:
         self._codes = torch.cat([self._codes[count:], new])
         self._code_valid = torch.cat([self._code_valid[count:], torch.ones(count, dtype=torch.bool)])
         self.frames += count
-        return _finish_codes(model.denormalize_codes(new))
+        return _finish_codes(self._recentre(model.denormalize_codes(new)))
+
+    def _recentre(self, codes: torch.Tensor) -> torch.Tensor:
+        """Subtract the slow drift of the head pose (frame by frame, causal; see ``pose_recentre_s``)."""
+        if not self._recentre_rate:
+            return codes
+        codes = codes.clone()
+        rest = self.model.code_mean[POSE_SLICE]
+        for i in range(codes.shape[0]):
+            self._pose_drift += self._recentre_rate * ((codes[i, POSE_SLICE] - rest) - self._pose_drift)
+            codes[i, POSE_SLICE] -= self._pose_drift
+        return codes
 
     def _step(self, predicted: torch.Tensor, t: int, x: torch.Tensor) -> torch.Tensor:
         """One scheduler step; with ``eta > 0`` DDIM's stochastic step, its noise drawn from the seeded generator."""
