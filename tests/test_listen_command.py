@@ -175,6 +175,27 @@ def test_listen_codes_equal_the_one_thread_stream(tmp_path, shared, small_listen
     assert np.array_equal(motion.head_rotation, codes[:, 53:56].numpy())
 
 
+def test_tracking_failure_leaves_nothing(tmp_path, shared, small_listener, monkeypatch):
+    """An error on the tracking thread surfaces in the caller and no output is left behind."""
+    from drivers.listener.stream import StridedFaceTracker
+
+    calls = {"n": 0}
+    original = StridedFaceTracker.push
+
+    def failing(self, image):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise RuntimeError("tracker failed")
+        return original(self, image)
+
+    monkeypatch.setattr(StridedFaceTracker, "push", failing)
+    out = tmp_path / "run" / "listener.mp4"
+    out.parent.mkdir()
+    with pytest.raises(RuntimeError, match="tracker failed"):
+        run_listen_command(shared / "media" / "videos" / "d0.mp4", out=out, size=32)
+    assert list(out.parent.iterdir()) == []
+
+
 @pytest.fixture(scope="module")
 def shipped_weights():
     if not (default_listener_dir() / "model.safetensors").is_file():
