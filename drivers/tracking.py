@@ -16,8 +16,13 @@ Pipeline per frame:
    perspective camera, with MediaPipe's calibrated pose-dependent landmark offsets (eyelid landmarks drive
    eyeBlink/eyeSquint/eyeWide; the iris landmarks drive the eyeLook* weights through the eyeball rotation
    of :mod:`avatar.morphable.gaze`).
-5. **Smoothing**: One-Euro filters (Casiez et al., CHI 2012) on weights, rotation and translation.
-6. **Bridging** (:func:`track_frames`, offline): flagged frames are filled by linear interpolation between
+5. **Person's rotation bias**: a face's landmarks fix the head's orientation only up to how this face sits
+   on the skull and how MediaPipe sees it (a constant pitch of 1–5° per person). The calibration's linear
+   model (``identity_rotation``, ``offset_rotation``: learned on tracked renders of training identities by
+   ``scripts/build_landmark_map.py``) predicts that constant rotation from the identity estimate, and every
+   frame's head rotation is corrected by it (:meth:`FaceTracker.estimate_person`).
+6. **Smoothing**: One-Euro filters (Casiez et al., CHI 2012) on weights, rotation and translation.
+7. **Bridging** (:func:`track_frames`, offline): flagged frames are filled by linear interpolation between
    the neighbouring tracked frames (held at the clip's ends).
 
 Head pose (DESIGN.md §3): ``head_rotation`` is the axis-angle (rad) rotation of the head relative to
