@@ -443,7 +443,7 @@ def fit_rotation_bias(
     chosen = []
     for axis in range(3):
         count, ridge = candidates[int(np.argmin(scores[:, axis]))]
-        chosen.append({"offset_components": int(count), "ridge": float(ridge)})
+        chosen.append({"offset_components": int(count), "ridge": None if np.isinf(ridge) else float(ridge)})  # None: the mean
         if np.isinf(ridge):
             identity_rotation[axis, 0] = biases[:, axis].mean()
             continue
