@@ -139,7 +139,8 @@ def overrides(quality: str, settings: list[str]):
         key, _, value = item.partition("=")
         if key not in known:
             raise SystemExit(f"--set {key}: unknown FitConfig field; choose from {sorted(known)}")
-        changes[key] = type(getattr(config, key))(float(value))
+        current = getattr(config, key)
+        changes[key] = value if isinstance(current, str) else type(current)(float(value))
     return replace(config, **changes)
 
 

@@ -372,6 +372,22 @@ def parametric_texture_decoder(pupil_uv=()) -> tuple[Callable[[torch.Tensor, int
     return decoder, len(SKIN_PARAMS)
 
 
+def with_skin_model_albedo(head: HeadModel) -> HeadModel:
+    """The same head with the parametric skin model (:func:`parametric_texture_decoder`) as its albedo prior.
+
+    The face model's texture decoder is a learned copy of that model (≈ 42 dB on codes drawn from
+    N(0, 1)), but it extrapolates past them (24 dB at 5σ) where the skin model saturates: a
+    photometric fit that drifts the texture code then paints shading and geometry into the albedo.
+    The fitter uses the exact, bounded original; the code space is the same, so the bundle's ``z_tex``
+    still decodes with the face model's decoder.
+    """
+    if head.source == "ict":
+        return head  # already the skin model
+    decoder, tex_dim = parametric_texture_decoder(head.pupil_uv)
+    return replace(head, texture_decoder=decoder, tex_dim=tex_dim,
+                   info={**head.info, "albedo_prior": "avatar.morphable.texture parametric skin model"})
+
+
 def head_from_ict(num_identity: int = DEFAULT_IDENTITY_CODES, path=None) -> HeadModel:
     """The ICT FaceKit linear model as a :class:`HeadModel` (needs ``../shared``), with the parametric
     skin model as its albedo prior (:func:`parametric_texture_decoder`).

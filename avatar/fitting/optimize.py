@@ -101,6 +101,8 @@ class FitConfig:
         landmark_tolerance_weight: weight of that penalty.
         landmark_lr / photometric_lr: Adam learning-rate scale of stages 2 and 4.
         depth_weight: weight of MediaPipe's depth in the initial similarity.
+        albedo_prior: ``"skin_model"``: the photometric term's albedo is the parametric skin model
+            (:func:`avatar.fitting.head.with_skin_model_albedo`); ``"head"``: the head's own texture decoder.
         code_prior: ``energy(z_geo (B, K)) -> (B,)``, a negative log-density used in place of the
             Gaussian ``½‖z_geo‖²`` (same weight), e.g. the generator's
             :class:`~avatar.generator.prior.IdentityPrior` (``avatar fit --prior generator``); ``None``: Gaussian.
@@ -111,9 +113,9 @@ class FitConfig:
     photometric_steps: int = 80
     render_size: int = 144
     texture_size: int = 1024
-    identity_prior: float = 2e-5
+    identity_prior: float = 2e-4
     expression_l2: float = 2e-6
-    expression_l1: float = 2e-6
+    expression_l1: float = 1e-3
     focal_prior: float = 1e-4
     photometric_weight: float = 0.5
     photometric_landmark_weight: float = 1.0
@@ -122,6 +124,7 @@ class FitConfig:
     landmark_lr: float = 1.0
     photometric_lr: float = 3.0
     depth_weight: float = 0.5
+    albedo_prior: str = "skin_model"
     code_prior: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 

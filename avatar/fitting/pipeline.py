@@ -17,7 +17,7 @@ import torch
 from avatar import __version__
 from avatar.bundle import AvatarBundle
 from avatar.fitting.detect import FaceObservation, observe_face
-from avatar.fitting.head import HeadModel, load_head
+from avatar.fitting.head import HeadModel, load_head, with_skin_model_albedo
 from avatar.fitting.image_io import Photo, load_photo
 from avatar.fitting.optimize import FitConfig, FitResult, config_for_quality, fit_observation
 from avatar.fitting.preview import photometric_psnr, preview_image
@@ -151,6 +151,8 @@ def fit_photo(source, quality: str = "default", face_index: int | None = None, p
     tic = time.perf_counter()
     report("model", 0.0)
     head = head or load_head()  # after the input checks: bad photos fail before the model loads
+    if config.albedo_prior == "skin_model":
+        head = with_skin_model_albedo(head)
     timings["load_model"] = time.perf_counter() - tic
     report("model", 1.0)
 
