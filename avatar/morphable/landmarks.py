@@ -417,7 +417,11 @@ def load_mediapipe_calibration(path: str | Path | None = None) -> dict[str, torc
 
     Returns:
         ``mean_offset`` (478, 3) cm in the head frame, and ``pose_offset`` (9, 478, 3): the change of the
-        offsets per unit of each :func:`pose_features` term.
+        offsets per unit of each :func:`pose_features` term. Calibrations built by
+        ``scripts/build_landmark_map.py`` step 6 also hold the tracker's per-person head-rotation bias
+        model: ``identity_rotation`` (3, 1 + K') maps ``[1, z_geo[:K']]`` and ``offset_rotation`` (3, 478, 3)
+        maps the person's free landmark offsets to an axis-angle correction (rad), see
+        :meth:`drivers.tracking.FaceTracker.estimate_person`.
     """
     if path is None:
         return _default_calibration()
