@@ -32,11 +32,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields
-import librosa
+
 import numpy as np
 import torch
 
 from avatar.errors import AvatarInputError
+from avatar.paths import ASSETS_DIR
 from drivers import media
 
 
@@ -189,16 +190,54 @@ class AudioFeatures:
 # Per-window computations (shared by the batch function and the stream)
 
 
+#: librosa's Slaney mel filterbank of the default config, saved by ``scripts/build_audio_assets.py``
+#: (importing ``librosa.filters`` pulls in ``scipy.signal``: about a second of every ``avatar listen``).
+MEL_FILTERBANK_FILE = ASSETS_DIR / "audio" / "mel_filterbank.safetensors"
+
+
+def mel_filterbank_key(config: AudioFeatureConfig) -> dict[str, float]:
+    """The parameters a mel filterbank depends on."""
+    return {"sample_rate": float(config.sample_rate), "n_fft": float(config.n_fft), "n_mels": float(config.n_mels),
+            "mel_fmin": float(config.mel_fmin), "mel_fmax": float(config.mel_fmax)}
+
+
+def librosa_mel_filterbank(config: AudioFeatureConfig) -> np.ndarray:
+    """``librosa.filters.mel`` for a config, shape ``(n_mels, n_fft // 2 + 1)`` float64."""
+    import librosa.filters
+
+    return librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
+                               fmin=config.mel_fmin, fmax=config.mel_fmax, dtype=np.float64)
+
+
+def mel_filterbank(config: AudioFeatureConfig) -> np.ndarray:
+    """The mel filterbank of a config: the shipped copy when it was saved for the same parameters,
+    else :func:`librosa_mel_filterbank`. Shape ``(n_mels, n_fft // 2 + 1)`` float64."""
+    try:
+        from safetensors.numpy import load_file
+
+        saved = load_file(str(MEL_FILTERBANK_FILE))
+        key = mel_filterbank_key(config)
+        if all(float(saved[name][0]) == value for name, value in key.items()):
+            return saved["mel_basis"]
+    except (OSError, KeyError, ValueError):
+        pass
+    return librosa_mel_filterbank(config)
+
+
+def power_to_db(power: np.ndarray, amin: float = 1e-10) -> np.ndarray:
+    """``librosa.power_to_db(power, ref=1.0, amin=amin, top_db=None)``: ``10 log10(max(power, amin))``
+    (the formula, without importing ``librosa.core.spectrum``)."""
+    return 10.0 * np.log10(np.maximum(amin, power))
+
+
 class _Kernels:
     """Precomputed window and filterbank for one config."""
 
     def __init__(self, config: AudioFeatureConfig) -> None:
         self.config = config
-        self.window = librosa.filters.get_window("hann", config.n_fft, fftbins=True).astype(np.float64)
-        self.mel_basis = librosa.filters.mel(
-            sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
-            fmin=config.mel_fmin, fmax=config.mel_fmax, dtype=np.float64,
-        )
+        # the periodic Hann window, scipy.signal.get_window("hann", n, fftbins=True)
+        self.window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(config.n_fft) / config.n_fft)
+        self.mel_basis = mel_filterbank(config)
 
 
 def _log_mel_energy(windows: np.ndarray, kernels: _Kernels) -> tuple[np.ndarray, np.ndarray]:
@@ -206,9 +245,7 @@ def _log_mel_energy(windows: np.ndarray, kernels: _Kernels) -> tuple[np.ndarray,
     spectrum = np.fft.rfft(windows * kernels.window, axis=-1)
     power = spectrum.real**2 + spectrum.imag**2
     mel = power @ kernels.mel_basis.T
-    log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
-    energy = librosa.power_to_db(np.mean(windows**2, axis=-1), ref=1.0, amin=1e-10, top_db=None)
-    return log_mel, energy
+    return power_to_db(mel), power_to_db(np.mean(windows**2, axis=-1))
 
 
 def yin(frames: np.ndarray, config: AudioFeatureConfig) -> tuple[np.ndarray, np.ndarray]:

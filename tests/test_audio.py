@@ -288,3 +288,22 @@ def test_real_speech_agrees_with_pyin(shared):
     both = ours & voiced_ref[index]
     ratio = features.f0_hz.reshape(-1).numpy()[both] / f0_ref[index][both]
     assert np.mean(np.abs(np.log2(ratio)) < 0.05) > 0.9  # within ~3.5 % on most shared frames
+
+
+def test_shipped_mel_filterbank_window_and_db_equal_librosa():
+    """The shipped filterbank, the Hann window and the dB formula are librosa's / scipy's exactly."""
+    import librosa
+    import scipy.signal
+
+    from drivers.audio import MEL_FILTERBANK_FILE, AudioFeatureConfig, _Kernels, librosa_mel_filterbank, power_to_db
+
+    config = AudioFeatureConfig()
+    assert MEL_FILTERBANK_FILE.is_file()
+    kernels = _Kernels(config)
+    np.testing.assert_array_equal(kernels.mel_basis, librosa_mel_filterbank(config))
+    np.testing.assert_allclose(kernels.window, scipy.signal.get_window("hann", config.n_fft, fftbins=True), atol=1e-15)
+    other = AudioFeatureConfig(n_mels=40)  # not the shipped one: computed by librosa
+    assert _Kernels(other).mel_basis.shape == (40, config.n_fft // 2 + 1)
+    power = np.abs(np.random.default_rng(0).normal(size=(7, 80))) ** 3
+    power[0, 0] = 0.0
+    np.testing.assert_array_equal(power_to_db(power), librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None))

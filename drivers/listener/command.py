@@ -199,16 +199,6 @@ def _load_draw_kernel() -> None:
                      tri_mask=torch.ones(1, 1, dtype=torch.bool), parallel=False)
 
 
-def _import_audio_features() -> None:
-    """Import what the speaker's audio features need (librosa's filters pull in ``scipy.signal``, about
-    a second) on a drawing thread while the caller loads the avatar; a failure is left for the real import."""
-    try:
-        import librosa.core.spectrum
-        import librosa.filters  # noqa: F401
-    except ImportError:
-        pass
-
-
 class _TrackingThread:
     """A face tracker on a thread of its own, behind the tracker interface (``push(image)``, ``finish()``).
 
@@ -441,8 +431,7 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     tracker = _TrackingThread(lambda: StridedFaceTracker(TRACKING_STRIDE)) if info.has_video else None
     # every output carries an audio track as long as the video (silence for a speaker without audio)
     writer = media.VideoWriter(paths["video"], 30.0, with_audio=True, force=force, preset="ultrafast", crf=20)
-    output = _OutputThread(writer, lambda done: callback("listen", min(done / expected, 1.0)),
-                           warm_up=[_import_audio_features] if info.has_audio else [])
+    output = _OutputThread(writer, lambda done: callback("listen", min(done / expected, 1.0)))
     torch_threads, blas = torch.get_num_threads(), None
     try:
         if avatar_dir is not None:
