@@ -166,9 +166,9 @@ class FaceMeshDetector:
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
     ):
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        import mediapipe as mp
+        from avatar.mediapipe_import import import_mediapipe
 
+        mp = import_mediapipe()
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=static_image_mode,
             max_num_faces=int(max_num_faces),

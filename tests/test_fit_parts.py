@@ -221,3 +221,24 @@ def test_skin_model_albedo_prior_keeps_geometry_and_saturates():
     assert (near - learned)[face].abs().mean() < 0.03
     # ... and the skin model stays a plausible albedo far outside it
     assert float(far[face].min()) >= 0.0 and float(far[face].max()) <= 0.8
+
+
+def test_import_mediapipe_defers_pyplot_until_used():
+    """MediaPipe imports without matplotlib; its plotting helper still gets the real pyplot on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from avatar.mediapipe_import import import_mediapipe\n"
+        "mp = import_mediapipe()\n"
+        "assert 'matplotlib' not in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
+        "assert mp.solutions.face_mesh.FaceMesh is not None\n"
+        "from mediapipe.python.solutions import drawing_utils\n"
+        "figure = drawing_utils.plt.figure\n"
+        "import matplotlib.pyplot as plt\n"
+        "assert figure is plt.figure and type(sys.modules['matplotlib.pyplot']).__name__ == 'module'\n"
+        "assert import_mediapipe() is mp\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -226,8 +226,9 @@ class _TrackingThread:
     def _make(make_tracker):
         tracker = make_tracker()
         # MediaPipe is imported by the first frame's detector; import it now, while the caller loads
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        import mediapipe  # noqa: F401
+        from avatar.mediapipe_import import import_mediapipe
+
+        import_mediapipe()
 
         return tracker
 
