@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import types
+import warnings
 
 _LOCK = threading.Lock()
 
@@ -29,9 +30,12 @@ class _LazyModule(types.ModuleType):
 
 
 def import_mediapipe() -> types.ModuleType:
-    """``import mediapipe`` (quiet C++ logs), with ``matplotlib.pyplot`` deferred until someone uses it."""
+    """``import mediapipe`` (quiet C++ logs and protobuf notices), with ``matplotlib.pyplot`` deferred until
+    someone uses it."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ info logs
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # protobuf's deprecation notice, raised inside MediaPipe 0.10.14's solutions on every process() call
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning)
     with _LOCK:
         if "mediapipe" in sys.modules:
             return sys.modules["mediapipe"]
