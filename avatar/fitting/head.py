@@ -376,7 +376,7 @@ def with_skin_model_albedo(head: HeadModel) -> HeadModel:
     """The same head with the parametric skin model (:func:`parametric_texture_decoder`) as its albedo prior.
 
     The face model's texture decoder is a learned copy of that model (≈ 42 dB on codes drawn from
-    N(0, 1)), but it extrapolates past them (24 dB at 5σ) where the skin model saturates: a
+    N(0, 1)), but it extrapolates past them (23 dB at 5σ) where the skin model saturates: a
     photometric fit that drifts the texture code then paints shading and geometry into the albedo.
     The fitter uses the exact, bounded original; the code space is the same, so the bundle's ``z_tex``
     still decodes with the face model's decoder.
