@@ -16,14 +16,7 @@ import math
 import numba as nb
 import numpy as np
 
-
-@nb.njit(inline="always")
-def _tap(i, size, boundary):
-    if boundary == 0:
-        return i % size
-    if boundary == 1:
-        return min(max(i, 0), size - 1)
-    return i if 0 <= i < size else -1
+from renderers.backends.cpu_kernels import tap_index, pixel_box, triangle_inverse
 
 
 @nb.njit(nogil=True, cache=True)
@@ -58,14 +51,7 @@ def _draw_one(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, background, 
                 continue  # entirely beyond the far plane or before the near plane
             nx0, nx1, nx2 = ndc[i0, 0], ndc[i1, 0], ndc[i2, 0]
             ny0, ny1, ny2 = ndc[i0, 1], ndc[i1, 1], ndc[i2, 1]
-            xmin = max(-2.0, min(nx0, min(nx1, nx2)))
-            xmax = min(2.0, max(nx0, max(nx1, nx2)))
-            ymin = max(-2.0, min(ny0, min(ny1, ny2)))
-            ymax = min(2.0, max(ny0, max(ny1, ny2)))
-            bx0 = max(0, int(math.ceil((xmin + 1.0) * 0.5 * width - 0.5 - 1e-7)))
-            bx1 = min(width - 1, int(math.floor((xmax + 1.0) * 0.5 * width - 0.5 + 1e-7)))
-            by0 = max(0, int(math.ceil((ymin + 1.0) * 0.5 * height - 0.5 - 1e-7)))
-            by1 = min(height - 1, int(math.floor((ymax + 1.0) * 0.5 * height - 0.5 + 1e-7)))
+            bx0, bx1, by0, by1 = pixel_box(nx0, nx1, nx2, ny0, ny1, ny2, width, height)
             if bx0 > bx1 or by0 > by1:
                 continue  # covers no pixel centre (most triangles of a dense mesh at video sizes)
         else:
@@ -73,24 +59,9 @@ def _draw_one(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, background, 
         x0, y0, z0 = pos[b, i0, 0], pos[b, i0, 1], pos[b, i0, 2]
         x1, y1, z1 = pos[b, i1, 0], pos[b, i1, 1], pos[b, i1, 2]
         x2, y2, z2 = pos[b, i2, 0], pos[b, i2, 1], pos[b, i2, 2]
-        # Adjugate of M (columns are the vertices' (x, y, w)); rows of M^-1 = cross products / det.
-        a00 = y1 * w2 - w1 * y2
-        a01 = w1 * x2 - x1 * w2
-        a02 = x1 * y2 - y1 * x2
-        a10 = y2 * w0 - w2 * y0
-        a11 = w2 * x0 - x2 * w0
-        a12 = x2 * y0 - y2 * x0
-        a20 = y0 * w1 - w0 * y1
-        a21 = w0 * x1 - x0 * w1
-        a22 = x0 * y1 - y0 * x1
-        det = x0 * a00 + y0 * a01 + w0 * a02
-        scale = (abs(x0) + abs(y0) + abs(w0)) * (abs(x1) + abs(y1) + abs(w1)) * (abs(x2) + abs(y2) + abs(w2))
-        if not (abs(det) > 1e-14 * scale):
+        ok, m0, m1, m2, m3, m4, m5, m6, m7, m8 = triangle_inverse(x0, y0, w0, x1, y1, w1, x2, y2, w2)
+        if not ok:
             continue  # degenerate or seen edge-on
-        inv = 1.0 / det
-        m0, m1, m2 = a00 * inv, a01 * inv, a02 * inv
-        m3, m4, m5 = a10 * inv, a11 * inv, a12 * inv
-        m6, m7, m8 = a20 * inv, a21 * inv, a22 * inv
         for y in range(by0, by1 + 1):
             py = (y + 0.5) * sy - 1.0
             r0 = m1 * py + m2
@@ -136,10 +107,10 @@ def _draw_one(pos, tri, uv, uv_tri, tex, boundary, shade, tri_mask, background, 
             yi = int(math.floor(fy))
             ax = fx - xi
             ay = fy - yi
-            q0 = _tap(xi, tex_w, boundary)
-            q1 = _tap(xi + 1, tex_w, boundary)
-            p0 = _tap(yi, tex_h, boundary)
-            p1 = _tap(yi + 1, tex_h, boundary)
+            q0 = tap_index(xi, tex_w, boundary)
+            q1 = tap_index(xi + 1, tex_w, boundary)
+            p0 = tap_index(yi, tex_h, boundary)
+            p1 = tap_index(yi + 1, tex_h, boundary)
             w00 = (1.0 - ax) * (1.0 - ay) if p0 >= 0 and q0 >= 0 else 0.0
             w01 = ax * (1.0 - ay) if p0 >= 0 and q1 >= 0 else 0.0
             w10 = (1.0 - ax) * ay if p1 >= 0 and q0 >= 0 else 0.0

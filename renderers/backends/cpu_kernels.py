@@ -29,6 +29,49 @@ TILE = 32  # pixels per tile side; tiles are the unit of parallel work in raster
 COEF_SIZE = 12  # per triangle: M^-1 row-major (9) and clip z of the three vertices (3)
 
 
+@nb.njit(inline="always")
+def triangle_inverse(x0, y0, w0, x1, y1, w1, x2, y2, w2):
+    """``M^-1`` row-major for ``M`` with the vertices' ``(x, y, w)`` as columns.
+
+    Returns ``(ok, m0, ..., m8)``; ``ok`` is false for a degenerate triangle or one seen edge-on (it covers
+    no pixel centre). Inlined by :mod:`renderers.backends.cpu_draw` too, whose numba cache does not see
+    changes here: touch that file when editing this one or :func:`pixel_box`.
+    """
+    # Adjugate of M; rows of M^-1 = cross products / det.
+    a00 = y1 * w2 - w1 * y2
+    a01 = w1 * x2 - x1 * w2
+    a02 = x1 * y2 - y1 * x2
+    a10 = y2 * w0 - w2 * y0
+    a11 = w2 * x0 - x2 * w0
+    a12 = x2 * y0 - y2 * x0
+    a20 = y0 * w1 - w0 * y1
+    a21 = w0 * x1 - x0 * w1
+    a22 = x0 * y1 - y0 * x1
+    det = x0 * a00 + y0 * a01 + w0 * a02
+    scale = (abs(x0) + abs(y0) + abs(w0)) * (abs(x1) + abs(y1) + abs(w1)) * (abs(x2) + abs(y2) + abs(w2))
+    if not (abs(det) > 1e-14 * scale):
+        return False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    inv = 1.0 / det
+    return (True, a00 * inv, a01 * inv, a02 * inv, a10 * inv, a11 * inv, a12 * inv,
+            a20 * inv, a21 * inv, a22 * inv)
+
+
+@nb.njit(inline="always")
+def pixel_box(nx0, nx1, nx2, ny0, ny1, ny2, width, height):
+    """Inclusive pixel box ``(x0, x1, y0, y1)`` of the pixel centres a triangle's NDC extent can cover."""
+    # Clamp to just beyond the viewport so huge projected extents stay finite ints.
+    xmin = max(-2.0, min(nx0, min(nx1, nx2)))
+    xmax = min(2.0, max(nx0, max(nx1, nx2)))
+    ymin = max(-2.0, min(ny0, min(ny1, ny2)))
+    ymax = min(2.0, max(ny0, max(ny1, ny2)))
+    # Pixel centre x sits at NDC (x + 0.5) * 2 / W - 1.
+    bx0 = max(0, int(math.ceil((xmin + 1.0) * 0.5 * width - 0.5 - 1e-7)))
+    bx1 = min(width - 1, int(math.floor((xmax + 1.0) * 0.5 * width - 0.5 + 1e-7)))
+    by0 = max(0, int(math.ceil((ymin + 1.0) * 0.5 * height - 0.5 - 1e-7)))
+    by1 = min(height - 1, int(math.floor((ymax + 1.0) * 0.5 * height - 0.5 + 1e-7)))
+    return bx0, bx1, by0, by1
+
+
 @nb.njit(parallel=True, cache=True)
 def setup_triangles(pos, tri, height, width, coef, bbox):
     """Per (batch, triangle): ``M^-1`` and z into ``coef [B,T,12]`` and a pixel box into ``bbox [B,T,4]``.
@@ -52,30 +95,18 @@ def setup_triangles(pos, tri, height, width, coef, bbox):
         bbox[b, t, 3] = 0
         if w0 <= 0.0 and w1 <= 0.0 and w2 <= 0.0:
             continue  # entirely behind the eye
-        # Adjugate of M (columns are the vertices' (x, y, w)); rows of M^-1 = cross products / det.
-        a00 = y1 * w2 - w1 * y2
-        a01 = w1 * x2 - x1 * w2
-        a02 = x1 * y2 - y1 * x2
-        a10 = y2 * w0 - w2 * y0
-        a11 = w2 * x0 - x2 * w0
-        a12 = x2 * y0 - y2 * x0
-        a20 = y0 * w1 - w0 * y1
-        a21 = w0 * x1 - x0 * w1
-        a22 = x0 * y1 - y0 * x1
-        det = x0 * a00 + y0 * a01 + w0 * a02
-        scale = (abs(x0) + abs(y0) + abs(w0)) * (abs(x1) + abs(y1) + abs(w1)) * (abs(x2) + abs(y2) + abs(w2))
-        if not (abs(det) > 1e-14 * scale):
+        ok, m0, m1, m2, m3, m4, m5, m6, m7, m8 = triangle_inverse(x0, y0, w0, x1, y1, w1, x2, y2, w2)
+        if not ok:
             continue  # degenerate or seen edge-on: covers no pixel centre
-        inv = 1.0 / det
-        coef[b, t, 0] = a00 * inv
-        coef[b, t, 1] = a01 * inv
-        coef[b, t, 2] = a02 * inv
-        coef[b, t, 3] = a10 * inv
-        coef[b, t, 4] = a11 * inv
-        coef[b, t, 5] = a12 * inv
-        coef[b, t, 6] = a20 * inv
-        coef[b, t, 7] = a21 * inv
-        coef[b, t, 8] = a22 * inv
+        coef[b, t, 0] = m0
+        coef[b, t, 1] = m1
+        coef[b, t, 2] = m2
+        coef[b, t, 3] = m3
+        coef[b, t, 4] = m4
+        coef[b, t, 5] = m5
+        coef[b, t, 6] = m6
+        coef[b, t, 7] = m7
+        coef[b, t, 8] = m8
         coef[b, t, 9] = z0
         coef[b, t, 10] = z1
         coef[b, t, 11] = z2
@@ -85,16 +116,7 @@ def setup_triangles(pos, tri, height, width, coef, bbox):
                 continue  # entirely beyond the far plane or before the near plane
             nx0, nx1, nx2 = x0 / w0, x1 / w1, x2 / w2
             ny0, ny1, ny2 = y0 / w0, y1 / w1, y2 / w2
-            # Clamp to just beyond the viewport so huge projected extents stay finite ints.
-            xmin = max(-2.0, min(nx0, min(nx1, nx2)))
-            xmax = min(2.0, max(nx0, max(nx1, nx2)))
-            ymin = max(-2.0, min(ny0, min(ny1, ny2)))
-            ymax = min(2.0, max(ny0, max(ny1, ny2)))
-            # Pixel centre x sits at NDC (x + 0.5) * 2 / W - 1.
-            bx0 = max(0, int(math.ceil((xmin + 1.0) * 0.5 * width - 0.5 - 1e-7)))
-            bx1 = min(width - 1, int(math.floor((xmax + 1.0) * 0.5 * width - 0.5 + 1e-7)))
-            by0 = max(0, int(math.ceil((ymin + 1.0) * 0.5 * height - 0.5 - 1e-7)))
-            by1 = min(height - 1, int(math.floor((ymax + 1.0) * 0.5 * height - 0.5 + 1e-7)))
+            bx0, bx1, by0, by1 = pixel_box(nx0, nx1, nx2, ny0, ny1, ny2, width, height)
         else:
             # A vertex behind the eye: the projected extent is unbounded, test the whole image.
             bx0, bx1, by0, by1 = 0, width - 1, 0, height - 1
@@ -371,7 +393,7 @@ def interpolate_backward(attr, rast, tri, grad_out, want_attr=True, want_rast=Tr
 
 
 @nb.njit(inline="always")
-def _tap_index(i, size, boundary):
+def tap_index(i, size, boundary):
     """Texel index for tap ``i`` under boundary mode 0 = wrap, 1 = clamp, 2 = zero (-1: no texel)."""
     if boundary == 0:
         return i % size
@@ -387,10 +409,10 @@ def _bilinear_taps(u, v, tex_w, tex_h, boundary):
     fy = v * tex_h - 0.5
     x0 = int(math.floor(fx))
     y0 = int(math.floor(fy))
-    c0 = _tap_index(x0, tex_w, boundary)
-    c1 = _tap_index(x0 + 1, tex_w, boundary)
-    r0 = _tap_index(y0, tex_h, boundary)
-    r1 = _tap_index(y0 + 1, tex_h, boundary)
+    c0 = tap_index(x0, tex_w, boundary)
+    c1 = tap_index(x0 + 1, tex_w, boundary)
+    r0 = tap_index(y0, tex_h, boundary)
+    r1 = tap_index(y0 + 1, tex_h, boundary)
     return c0, c1, r0, r1, fx - x0, fy - y0
 
 
