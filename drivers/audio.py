@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -209,19 +210,24 @@ def librosa_mel_filterbank(config: AudioFeatureConfig) -> np.ndarray:
                                fmin=config.mel_fmin, fmax=config.mel_fmax, dtype=np.float64)
 
 
+@lru_cache(maxsize=8)
 def mel_filterbank(config: AudioFeatureConfig) -> np.ndarray:
     """The mel filterbank of a config: the shipped copy when it was saved for the same parameters,
-    else :func:`librosa_mel_filterbank`. Shape ``(n_mels, n_fft // 2 + 1)`` float64."""
+    else :func:`librosa_mel_filterbank`; made once per config (read-only). Shape
+    ``(n_mels, n_fft // 2 + 1)`` float64."""
+    basis = None
     try:
         from safetensors.numpy import load_file
 
         saved = load_file(str(MEL_FILTERBANK_FILE))
         key = mel_filterbank_key(config)
         if all(float(saved[name][0]) == value for name, value in key.items()):
-            return saved["mel_basis"]
+            basis = saved["mel_basis"]
     except (OSError, KeyError, ValueError):
         pass
-    return librosa_mel_filterbank(config)
+    basis = librosa_mel_filterbank(config) if basis is None else basis
+    basis.flags.writeable = False
+    return basis
 
 
 def power_to_db(power: np.ndarray, amin: float = 1e-10) -> np.ndarray:
