@@ -278,10 +278,9 @@ class _OutputThread:
         on_frames: ``callback(frames_written)``, called on the encoding thread.
         max_pending: batches allowed to wait.
         render_threads: threads drawing frames.
-        warm_up: callables run on the drawing threads at once (start-up work that overlaps the caller's).
     """
 
-    def __init__(self, writer, on_frames, max_pending: int = 8, render_threads: int = 2, warm_up=()) -> None:
+    def __init__(self, writer, on_frames, max_pending: int = 8, render_threads: int = 2) -> None:
         import threading
         from concurrent.futures import ThreadPoolExecutor
 
@@ -293,8 +292,6 @@ class _OutputThread:
         self._painters = ThreadPoolExecutor(max_workers=int(render_threads), thread_name_prefix="avatar-listen-draw")
         self._futures: deque = deque()
         self._renderer = self._painters.submit(self._timed, "render", _load_draw_kernel)  # while the caller loads
-        for task in warm_up:  # more start-up work for the other drawing thread(s), e.g. imports
-            self._painters.submit(task)
 
     def start_rendering(self, make_renderer) -> None:
         """Build the renderer (``make_renderer()``, on a drawing thread) before the first frames."""
