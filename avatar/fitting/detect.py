@@ -100,8 +100,6 @@ def _quiet_native_stderr():
 @lru_cache(maxsize=1)
 def _models():
     """The three MediaPipe solutions, created once per process (they are not re-entrant: use _LOCK)."""
-    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ info logs
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with warnings.catch_warnings(), _quiet_native_stderr():
         warnings.simplefilter("ignore")
         from avatar.mediapipe_import import import_mediapipe

@@ -16,6 +16,7 @@ import torch
 
 from avatar import __version__
 from avatar.bundle import AvatarBundle
+from avatar.errors import AvatarInputError
 from avatar.fitting.detect import FaceObservation, observe_face
 from avatar.fitting.head import HeadModel, load_head, with_skin_model_albedo
 from avatar.fitting.image_io import Photo, load_photo
@@ -129,10 +130,12 @@ def fit_photo(source, quality: str = "default", face_index: int | None = None, p
         the :class:`FitOutput` (its ``report`` is complete).
 
     Raises:
-        AvatarInputError: unreadable photo, no face, bad face index, face too small, unknown quality.
+        AvatarInputError: unreadable photo, no face, bad face index, face too small, unknown quality or albedo prior.
     """
     start = time.perf_counter()
     config = config or config_for_quality(quality)
+    if config.albedo_prior not in ("skin_model", "head"):
+        raise AvatarInputError(f"unknown albedo_prior {config.albedo_prior!r}; use 'skin_model' or 'head'")
     report = progress or (lambda stage, fraction: None)
     timings: dict[str, float] = {}
 
