@@ -24,6 +24,7 @@ from drivers.listener.metrics import (
     nearest_neighbour_baseline,
     paired_fd,
     per_clip_fd,
+    prominent_peaks,
     random_clip_baseline,
     responsiveness,
     rpcc,
@@ -181,6 +182,21 @@ def nod_track(count: int, onsets: list[int], amplitude_deg: float = 6.0, cycles:
     rotation = euler_to_axis_angle(torch.from_numpy(np.radians(pitch)), torch.from_numpy(np.radians(yaw)),
                                    torch.zeros(count, dtype=torch.float64))
     return rotation.float()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_prominent_peaks_equal_scipy_find_peaks(seed):
+    from scipy.signal import find_peaks
+
+    rng = np.random.default_rng(seed)
+    signal = np.cumsum(rng.normal(size=400))
+    signal[50:56] = signal[50]  # plateaus (a flat peak's index is its middle)
+    signal = np.round(signal, 0 if seed % 2 else 3)  # rounding makes more of them
+    for prominence, wlen in [(1.5, 37), (0.5, 5), (3.0, 101)]:
+        peaks, props = find_peaks(signal, prominence=prominence, wlen=wlen)
+        expected = list(zip(peaks.tolist(), props["left_bases"].tolist(), props["right_bases"].tolist()))
+        assert prominent_peaks(signal, prominence, wlen) == expected
+    assert prominent_peaks(np.zeros(2), 1.0, 5) == []
 
 
 def test_nod_detector_finds_synthetic_nods():

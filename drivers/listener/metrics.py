@@ -419,6 +419,48 @@ class Nod:
     amplitude_deg: float
 
 
+def prominent_peaks(x: np.ndarray, prominence: float, wlen: int) -> list[tuple[int, int, int]]:
+    """Local maxima of ``x`` at least ``prominence`` above their bases: ``scipy.signal.find_peaks(x,
+    prominence=prominence, wlen=wlen)`` (same peaks, same bases; tested).
+
+    Written out because importing ``scipy.signal`` costs about 0.7 s, a seventh of ``avatar listen``'s
+    budget for an 8 s clip, to count nods for its report (see docs/DECISIONS.md).
+
+    Args:
+        x: :math:`(T,)` signal.
+        prominence: smallest prominence (height above the higher of the two bases).
+        wlen: window (in samples) around each peak that the bases are searched in.
+
+    Returns:
+        ``(peak, left_base, right_base)`` index triples in time order.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    half, last = int(wlen) // 2, x.shape[0] - 1
+    out = []
+    i = 1
+    while i < last:
+        if x[i - 1] < x[i]:
+            ahead = i + 1
+            while ahead < last and x[ahead] == x[i]:  # a plateau: the peak is its middle
+                ahead += 1
+            if x[ahead] < x[i]:
+                peak = (i + ahead - 1) // 2
+                left = right = peak
+                k = peak
+                while k >= max(peak - half, 0) and x[k] <= x[peak]:  # lowest point before a higher one
+                    left = k if x[k] < x[left] else left
+                    k -= 1
+                k = peak
+                while k <= min(peak + half, last) and x[k] <= x[peak]:
+                    right = k if x[k] < x[right] else right
+                    k += 1
+                if x[peak] - max(x[left], x[right]) >= prominence:
+                    out.append((peak, left, right))
+                i = ahead
+        i += 1
+    return out
+
+
 def detect_nods(head_rotation, fps: float = MOTION_FPS, *, min_amplitude_deg: float = 1.5,
                 min_speed_deg_s: float = 8.0, max_stroke_s: float = 0.6) -> list[Nod]:
     """Nods in a head-rotation track: fast down-and-up strokes of head pitch.
@@ -441,7 +483,6 @@ def detect_nods(head_rotation, fps: float = MOTION_FPS, *, min_amplitude_deg: fl
         :class:`Nod` list in time order.
     """
     from scipy.ndimage import uniform_filter1d
-    from scipy.signal import find_peaks
 
     from drivers.listener.teacher import head_pitch_yaw
 
@@ -459,9 +500,8 @@ def detect_nods(head_rotation, fps: float = MOTION_FPS, *, min_amplitude_deg: fl
     pitch = uniform_filter1d(pitch, 3, mode="nearest")
     velocity = np.gradient(pitch) * fps
     stroke = max(2, int(round(max_stroke_s * fps)))
-    peaks, props = find_peaks(pitch, prominence=min_amplitude_deg, wlen=2 * stroke + 1)
     cycles = []
-    for peak, left, right in zip(peaks, props["left_bases"], props["right_bases"]):
+    for peak, left, right in prominent_peaks(pitch, min_amplitude_deg, 2 * stroke + 1):
         if pitch[peak] - pitch[left] < min_amplitude_deg or pitch[peak] - pitch[right] < min_amplitude_deg:
             continue
         if velocity[left:peak + 1].max() < min_speed_deg_s or -velocity[peak:right + 1].min() < min_speed_deg_s:
@@ -534,6 +574,6 @@ __all__ = [
     "Nod", "Responsiveness", "SID_CLUSTERS", "detect_nods", "evaluate_listener", "fit_clusters",
     "fit_reference_clusters", "flat_variance", "frechet_distance", "frechet_distance_from_statistics",
     "gaussian_statistics", "ground_truth_reference", "mean_squared_error", "mirror_baseline",
-    "nearest_neighbour_baseline", "paired_fd", "per_clip_fd", "random_clip_baseline", "responsiveness",
+    "nearest_neighbour_baseline", "paired_fd", "per_clip_fd", "prominent_peaks", "random_clip_baseline", "responsiveness",
     "rpcc", "si_diversity", "speaker_codes",
 ]
