@@ -24,7 +24,8 @@ solve for the identity code and a robust (median) estimate of free per-landmark 
 then both are frozen.
 
 Everything per frame runs in numba kernels without BLAS (BLAS worker threads spin-wait for the cores
-MediaPipe's own threads hold).
+MediaPipe's own threads hold) and without the GIL (``nogil``: a tracker on its own thread leaves the
+interpreter to the others, as in ``avatar listen``).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class FrameFit:
     rms: float = field(default=0.0)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def box_least_squares(hessian, linear, x, sweeps, tol):  # pragma: no cover - compiled
     """Projected coordinate descent for ``min ½ xᵀHx - cᵀx`` subject to ``0 ≤ x ≤ 1``.
 
@@ -187,7 +188,7 @@ def rodrigues(rotvec: np.ndarray) -> np.ndarray:
     return _rodrigues(np.asarray(rotvec, dtype=np.float64))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _rodrigues(v):  # pragma: no cover - compiled
     angle = np.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
     k = np.zeros((3, 3))
@@ -201,7 +202,7 @@ def _rodrigues(v):  # pragma: no cover - compiled
     return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * _matmul(k, k)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _matmul(a, b):  # pragma: no cover - compiled
     """Small dense product without BLAS (BLAS threads stall when MediaPipe's threads hold the cores)."""
     out = np.zeros((a.shape[0], b.shape[1]))
@@ -214,7 +215,7 @@ def _matmul(a, b):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _cholesky_solve(a, b):  # pragma: no cover - compiled
     """Solve ``a x = b`` for a small symmetric positive definite ``a`` (n, n) and ``b`` (n, m), no LAPACK."""
     n = a.shape[0]
@@ -243,7 +244,7 @@ def _cholesky_solve(a, b):  # pragma: no cover - compiled
     return x
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _shape(rest, basis, w):  # pragma: no cover - compiled
     """rest + Σ_e w_e basis[:, e]: (L, 3)."""
     out = rest.copy()
@@ -258,7 +259,7 @@ def _shape(rest, basis, w):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _expression_system(obs, rot, scale, trans, rest, basis, moments, wl, depth_weight):  # pragma: no cover
     """Normal equations (H, g) of the expression solve at a fixed pose.
 
@@ -292,7 +293,7 @@ def _expression_system(obs, rot, scale, trans, rest, basis, moments, wl, depth_w
     return hessian, linear
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _residual_rms(obs, shape, rot, scale, trans, wl, wa):  # pragma: no cover - compiled
     total, norm = 0.0, 0.0
     for l in range(obs.shape[0]):
@@ -303,7 +304,7 @@ def _residual_rms(obs, shape, rot, scale, trans, wl, wa):  # pragma: no cover - 
     return np.sqrt(total / norm) / scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _perspective_correct(obs, shape, rot, scale, focal):  # pragma: no cover - compiled
     """Observations as a weak-perspective camera would see them (POSIT, DeMenthon & Davis 1995).
 
@@ -329,7 +330,7 @@ def _perspective_correct(obs, shape, rot, scale, focal):  # pragma: no cover - c
     return out
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _similarity_jacobian(jac, rot, shape, l, scale):  # pragma: no cover - compiled
     """Jacobian (3, 7) of ``s R S_l + t`` in (rotation increment δ, log-scale, translation), written to ``jac``.
 
@@ -346,7 +347,7 @@ def _similarity_jacobian(jac, rot, shape, l, scale):  # pragma: no cover - compi
     return x, y, z
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _pose_step(raw_obs, shape, rot, scale, trans, wl, wa, focal):  # pragma: no cover - compiled
     """One Gauss–Newton step on (rotation increment, log-scale, translation) at a fixed shape.
 
@@ -379,7 +380,7 @@ def _pose_step(raw_obs, shape, rot, scale, trans, wl, wa, focal):  # pragma: no 
     return new_rot, scale * np.exp(delta[3]), trans + delta[4:]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _joint_step(raw_obs, rest, basis, moments, rest_moments, basis_sum, rot, scale, trans, w, wl, wa, l2, l1, temporal, prev_w, sweeps, focal):  # pragma: no cover
     """One Gauss–Newton step on pose and expression jointly, the expression kept in [0, 1].
 
@@ -492,7 +493,7 @@ def _joint_step(raw_obs, rest, basis, moments, rest_moments, basis_sum, rot, sca
     return new_rot, scale * np.exp(delta_p[3]), trans + delta_p[4:], new_w
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _pose_features(rot):  # pragma: no cover - compiled
     """:func:`avatar.morphable.landmarks.pose_features` of a rotation matrix (axis-angle r; 9 terms)."""
     cos = (rot[0, 0] + rot[1, 1] + rot[2, 2] - 1.0) / 2.0
@@ -506,7 +507,7 @@ def _pose_features(rot):  # pragma: no cover - compiled
     return np.array([r[0], r[1], r[2], r[0] * r[0], r[1] * r[1], r[2] * r[2], r[0] * r[1], r[0] * r[2], r[1] * r[2]])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _add_pose_offsets(rest, pose_offsets, features):  # pragma: no cover - compiled
     out = rest.copy()
     for p in range(pose_offsets.shape[0]):

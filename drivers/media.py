@@ -31,18 +31,21 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import av
 import numpy as np
-import torch
 
 from avatar.errors import AvatarInputError
 from avatar.io import umask
+
+if TYPE_CHECKING:
+    import torch
 
 MOTION_FPS = 30.0
 AUDIO_SAMPLE_RATE = 16000
@@ -124,14 +127,15 @@ class MotionFrame:
             held first frame).
         source_index: which decoded source frame it is (0-based, presentation order).
         image: ``(H, W, 3)`` uint8 RGB, row 0 at the top. Motion frames that repeat a source
-            frame share one array: copy it before writing into it.
+            frame share one array: copy it before writing into it. ``None`` for frames that
+            :func:`iter_frames` was asked not to convert (``images=``).
     """
 
     index: int
     time: float
     source_time: float
     source_index: int
-    image: np.ndarray
+    image: np.ndarray | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,7 +382,9 @@ class _Held:
     def __init__(self, source_index: int, time: float, frame) -> None:
         self.source_index, self.time, self.frame, self.image = source_index, time, frame, None
 
-    def shown_at(self, k: int, fps: float, size, rotation: int) -> MotionFrame:
+    def shown_at(self, k: int, fps: float, size, rotation: int, wanted: bool = True) -> MotionFrame:
+        if not wanted:
+            return MotionFrame(k, k / fps, self.time, self.source_index, None)
         if self.image is None:
             self.image = _to_rgb(self.frame, size, rotation)
             self.frame = None
@@ -391,6 +397,7 @@ def iter_frames(
     *,
     size: tuple[int, int] | None = None,
     strict: bool = True,
+    images: Callable[[int], bool] | None = None,
 ) -> Iterator[MotionFrame]:
     """Stream RGB frames resampled to ``fps`` (rule in the module docstring), bounded memory.
 
@@ -399,6 +406,9 @@ def iter_frames(
         fps: output rate; ``None`` yields every decoded source frame as it is.
         size: optional ``(width, height)`` to scale to (as displayed, after rotation).
         strict: raise when the video stops well before the length the file declares.
+        images: ``images(k)`` says whether motion frame ``k`` needs its image; the others come with
+            ``image=None`` (still decoded — video frames depend on each other — but not converted to
+            RGB, the larger cost). ``None``: every frame's.
 
     Yields:
         :class:`MotionFrame` with ``image`` ``(H, W, 3)`` uint8 RGB.
@@ -440,15 +450,16 @@ def iter_frames(
                 rotation = _frame_rotation(frame)
             last_time = time
             if fps is None:
+                wanted = images is None or images(source_index)
                 yield MotionFrame(source_index, time, time, source_index,
-                                  _to_rgb(frame, size, rotation))
+                                  _to_rgb(frame, size, rotation) if wanted else None)
                 continue
             current = _Held(source_index, time, frame)
             if held is None:
                 held = current  # the first frame is also held before its own time
             # Motion times before this frame are shown by the frame held so far.
             while k / fps < time - eps:
-                yield held.shown_at(k, fps, size, rotation)
+                yield held.shown_at(k, fps, size, rotation, images is None or images(k))
                 k += 1
             held = current
         if source_index < 0:
@@ -458,7 +469,7 @@ def iter_frames(
             end = declared_end  # the container's length beats a guessed last-frame duration
         if fps is not None:
             while k / fps < end - eps:
-                yield held.shown_at(k, fps, size, rotation)
+                yield held.shown_at(k, fps, size, rotation, images is None or images(k))
                 k += 1
         if strict and declared_end is not None and end < declared_end - _video_tolerance(stream):
             raise _truncated(path, "video", end, declared_end)
@@ -472,6 +483,8 @@ def read_frames(path: str | os.PathLike, fps: float | None = MOTION_FPS, **kwarg
     Returns:
         ``(T, H, W, 3)`` uint8 tensor.
     """
+    import torch
+
     images = [torch.from_numpy(f.image) for f in iter_frames(path, fps, **kwargs)]
     return torch.stack(images)
 
@@ -604,11 +617,17 @@ def read_audio(
 # Writing
 
 
+def _is_tensor(value) -> bool:
+    """Whether ``value`` is a torch tensor (without importing torch: this module serves torch-free processes)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def _as_rgb_uint8(image) -> np.ndarray:
-    if isinstance(image, torch.Tensor):
+    if _is_tensor(image):
         image = image.detach().cpu()
         if image.is_floating_point():
-            image = (image.clamp(0, 1) * 255.0).round().to(torch.uint8)
+            image = (image.clamp(0, 1) * 255.0).round().byte()
         image = image.numpy()
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
@@ -722,7 +741,7 @@ class VideoWriter:
         self._check_open()
         if not self.with_audio:
             raise AvatarInputError("this writer has no audio track; create it with with_audio=True")
-        if isinstance(samples, torch.Tensor):
+        if _is_tensor(samples):
             samples = samples.detach().cpu().numpy()
         samples = np.asarray(samples, dtype=np.float32)
         if samples.ndim != 1:

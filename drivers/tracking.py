@@ -58,6 +58,7 @@ from avatar.morphable.landmarks import (
     load_landmark_layer,
     load_mediapipe_calibration,
 )
+from drivers.face_mesh import DetectedFaces, FaceMeshDetector
 from drivers.landmark_fit import FitConfig, FrameFit, LandmarkFitter, rodrigues, umeyama
 
 #: MediaPipe's own rigid landmarks (its face-geometry Procrustes basis): stable under expressions.
@@ -147,63 +148,6 @@ def observation_from_mediapipe(landmarks: np.ndarray, width: int, height: int) -
     out[:, 1] = (0.5 * height - lm[:, 1] * height) / size
     out[:, 2] = -lm[:, 2] * width / size
     return out
-
-
-class FaceMeshDetector:
-    """MediaPipe Face Mesh (legacy solution API; its models ship inside the mediapipe wheel).
-
-    Args:
-        max_num_faces: faces to look for.
-        static_image_mode: ``False`` for video (tracks landmarks between frames), ``True`` for photos.
-        min_detection_confidence: detector threshold.
-        min_tracking_confidence: tracking threshold.
-    """
-
-    def __init__(
-        self,
-        max_num_faces: int = 2,
-        static_image_mode: bool = False,
-        min_detection_confidence: float = 0.5,
-        min_tracking_confidence: float = 0.5,
-    ):
-        from avatar.mediapipe_import import import_mediapipe
-
-        mp = import_mediapipe()
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static_image_mode,
-            max_num_faces=int(max_num_faces),
-            refine_landmarks=True,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-        )
-
-    def detect(self, image: np.ndarray) -> list[np.ndarray]:
-        """Landmarks of the faces in one RGB image.
-
-        Args:
-            image: RGB uint8 image, shape :math:`(H, W, 3)`.
-
-        Returns:
-            one :math:`(478, 3)` float32 array of MediaPipe normalised landmarks per face found.
-        """
-        image = np.ascontiguousarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise AvatarInputError(f"frames must be RGB uint8 arrays of shape (H, W, 3), got {image.dtype} {image.shape}")
-        result = self._mesh.process(image)
-        if not result.multi_face_landmarks:
-            return []
-        return [
-            np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32) for face in result.multi_face_landmarks
-        ]
-
-    def close(self) -> None:
-        self._mesh.close()
-
-    def __enter__(self) -> FaceMeshDetector:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # ------------------------------------------------------------------------------------------ main face
@@ -464,15 +408,21 @@ class FaceTracker:
         self.image_size: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ input
-    def push(self, image: np.ndarray) -> list[TrackedFrame]:
-        """Track one RGB frame.
+    def push(self, image: np.ndarray | DetectedFaces) -> list[TrackedFrame]:
+        """Track one frame.
 
         Args:
-            image: RGB uint8, shape :math:`(H, W, 3)`.
+            image: RGB uint8, shape :math:`(H, W, 3)`, or its faces already detected (a
+                :class:`~drivers.face_mesh.DetectedFaces`, e.g. from a
+                :class:`~drivers.face_mesh.FaceMeshProcess`).
 
         Returns:
             the frames whose results are ready (empty while the identity frames are buffered).
         """
+        if isinstance(image, DetectedFaces):
+            if image.faces is None:
+                raise AvatarInputError(f"frame {image.index} was not looked at (a stride's gap); push looked-at frames")
+            return self.push_landmarks(image.faces, image.image_size)
         if self._detector is None:
             cfg = self.config
             self._detector = FaceMeshDetector(cfg.max_num_faces, False, cfg.min_detection_confidence, cfg.min_tracking_confidence)

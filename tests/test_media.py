@@ -194,6 +194,17 @@ def test_constant_rate_resampling_rule(clips):
     assert [read_index(f.image) for f in source] == list(range(50))
 
 
+def test_frames_can_skip_their_rgb_conversion(clips):
+    every = list(media.iter_frames(clips["mp4"]))
+    some = list(media.iter_frames(clips["mp4"], images=lambda k: k % 3 == 0))
+    assert [(f.index, f.source_index) for f in some] == [(f.index, f.source_index) for f in every]
+    for full, sparse in zip(every, some):
+        if full.index % 3:
+            assert sparse.image is None
+        else:
+            np.testing.assert_array_equal(sparse.image, full.image)
+
+
 @pytest.mark.parametrize("suffix, container_format", [(".mp4", "mp4"), (".mkv", "matroska")])
 def test_variable_rate_resampling_rule(tmp_path, suffix, container_format):
     steps = np.random.default_rng(3).choice([0.02, 0.033, 0.05, 0.1, 0.2], size=59)

@@ -19,7 +19,7 @@ responsiveness), :mod:`~drivers.listener.datasets` (training pairs, ViCo / Learn
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from drivers.motion import EXPRESSION_NAMES, MOTION_FPS, NUM_EXPRESSIONS, Motion
 
@@ -29,6 +29,9 @@ EXPRESSION_SLICE = slice(0, NUM_EXPRESSIONS)
 ROTATION_SLICE = slice(NUM_EXPRESSIONS, NUM_EXPRESSIONS + 3)
 TRANSLATION_SLICE = slice(NUM_EXPRESSIONS + 3, NUM_EXPRESSIONS + 6)
 POSE_SLICE = slice(NUM_EXPRESSIONS, NUM_EXPRESSIONS + 6)
+
+if TYPE_CHECKING:  # torch is imported where used: `avatar listen` starts its face tracking process first
+    import torch
 
 __all__ = [
     "CODE_DIM", "EXPRESSION_NAMES", "EXPRESSION_SLICE", "MOTION_FPS", "POSE_SLICE", "ROTATION_SLICE",
@@ -45,6 +48,8 @@ def motion_to_codes(motion: Motion) -> torch.Tensor:
     Returns:
         :math:`(T, 59)` float32: weights, head rotation, head translation.
     """
+    import torch
+
     parts = [motion.weights, motion.head_rotation, motion.head_translation]
     return torch.cat([torch.from_numpy(part.copy()) for part in parts], dim=1).float()
 
@@ -59,6 +64,8 @@ def codes_to_motion(codes: torch.Tensor, fps: float = MOTION_FPS) -> Motion:
     Returns:
         :class:`~drivers.motion.Motion` with ``time = arange(T) / fps``.
     """
+    import torch
+
     codes = torch.as_tensor(codes, dtype=torch.float32)
     if codes.ndim != 2 or codes.shape[1] != CODE_DIM:
         from avatar.errors import AvatarInputError

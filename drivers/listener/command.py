@@ -29,11 +29,14 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from avatar.errors import AvatarInputError
+
+if TYPE_CHECKING:
+    import torch
 
 #: Video frames tracked per tracked frame in ``avatar listen`` (visual cues held in between).
 TRACKING_STRIDE = 2
@@ -120,6 +123,8 @@ def default_avatar():
     Returns:
         an :class:`avatar.api.Avatar`.
     """
+    import torch
+
     from avatar.api import Avatar
     from avatar.bundle import AvatarBundle
     from avatar.morphable.template import load_template
@@ -191,6 +196,8 @@ def _square(image: np.ndarray, size: int) -> np.ndarray:
 def _load_draw_kernel() -> None:
     """Load the compiled drawing kernel of :func:`renderers.draw_textured` (numba's first cached function
     of the process costs about half a second)."""
+    import torch
+
     import renderers as dr
 
     pos = torch.tensor([[[-1.0, -1, 0, 1], [1, -1, 0, 1], [-1, 1, 0, 1]]])
@@ -200,12 +207,12 @@ def _load_draw_kernel() -> None:
 
 
 class _TrackingThread:
-    """A face tracker on a thread of its own, behind the tracker interface (``push(image)``, ``finish()``).
+    """A face tracker on a thread of its own, behind the tracker interface (``push(frame)``, ``finish()``).
 
-    :meth:`push` queues the frame and returns the results completed so far, in order (the stream
-    emits cues as they arrive: codes do not depend on when); at most ``max_pending`` frames wait, so
-    the listener keeps pace with the tracker and memory stays bounded. MediaPipe and the landmark fit
-    run next to the caller's audio features and sampling.
+    :meth:`push` queues the frame (an image or its :class:`~drivers.face_mesh.DetectedFaces`) and returns
+    the results completed so far, in order (the stream emits cues as they arrive: codes do not depend on
+    when); at most ``max_pending`` frames wait, so the listener keeps pace with the tracker and memory
+    stays bounded. The landmark fit runs next to the caller's audio features and sampling.
 
     Args:
         make_tracker: builds the inner tracker (on the thread), e.g. a
@@ -219,18 +226,8 @@ class _TrackingThread:
         self.max_pending = int(max_pending)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-listen-tracking")
         self.cpu_seconds = 0.0  # CPU time of the thread
-        self._tracker = self._executor.submit(self._timed, self._make, make_tracker)
+        self._tracker = self._executor.submit(self._timed, make_tracker)
         self._futures: deque = deque()
-
-    @staticmethod
-    def _make(make_tracker):
-        tracker = make_tracker()
-        # MediaPipe is imported by the first frame's detector; import it now, while the caller loads
-        from avatar.mediapipe_import import import_mediapipe
-
-        import_mediapipe()
-
-        return tracker
 
     def _timed(self, fn, *args):
         tic = time.thread_time()
@@ -239,9 +236,9 @@ class _TrackingThread:
         finally:
             self.cpu_seconds += time.thread_time() - tic
 
-    def push(self, image: np.ndarray) -> list:
-        """Queue one RGB frame; returns the tracked frames completed so far."""
-        self._futures.append(self._executor.submit(lambda: self._timed(self._tracker.result().push, image)))
+    def push(self, frame) -> list:
+        """Queue one frame; returns the tracked frames completed so far."""
+        self._futures.append(self._executor.submit(lambda: self._timed(self._tracker.result().push, frame)))
         out = []
         while self._futures and (self._futures[0].done() or len(self._futures) > self.max_pending):
             out += self._futures.popleft().result()
@@ -387,12 +384,7 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     """
     start = time.perf_counter()
     timings: dict[str, float] = {}
-    from threadpoolctl import threadpool_limits
-
     from drivers import media
-    from drivers.listener.pipeline import caption_for_style, load_listener
-    from drivers.listener.render import ListenerRenderer
-    from drivers.listener.stream import ListenerStream, StridedFaceTracker
 
     speaker = Path(speaker)
     if not speaker.exists():
@@ -409,13 +401,39 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
     for path in paths.values():
         if path.exists() and not force:
             raise AvatarInputError(f"{path} exists; pass --force to overwrite")
-    caption = caption_for_style(style)  # a bad --style fails before any work
     callback = _progress_callback(progress)
     callback("load", 0.0)
     info = media.probe(speaker, check_silence=False)
     if not (info.has_audio or info.has_video):
         raise AvatarInputError(f"{speaker}: has neither audio nor video")
+    # MediaPipe runs in a child process that starts now, before torch is imported here: its import and the
+    # first frames' landmarks overlap this process's loading, and its work never waits for our GIL.
+    faces = None
+    if info.has_video:
+        from drivers.face_mesh import FaceMeshProcess
 
+        faces = FaceMeshProcess(speaker, TRACKING_STRIDE)
+    try:
+        return _run(speaker, info, faces, avatar_dir, photo, paths, style, seed, size, side_by_side, force, callback,
+                    start, timings)
+    finally:
+        if faces is not None:
+            faces.close()
+
+
+def _run(speaker: Path, info, faces, avatar_dir, photo, paths: dict[str, Path], style, seed: int, size: int,
+         side_by_side: bool, force: bool, callback, start: float, timings: dict[str, float]) -> ListenCommandResult:
+    """:func:`run_listen_command` once its arguments are checked and the speaker probed (``faces``: the
+    speaker's :class:`~drivers.face_mesh.FaceMeshProcess`, or ``None`` without video)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from drivers import media
+    from drivers.listener.pipeline import caption_for_style, load_listener
+    from drivers.listener.render import ListenerRenderer
+    from drivers.listener.stream import ListenerStream, StridedFaceTracker
+
+    caption = caption_for_style(style)  # a bad --style fails before any output is opened
     tic, tic_cpu = time.perf_counter(), time.thread_time()
     sample_rate = media.AUDIO_SAMPLE_RATE
     if info.has_video:
@@ -424,7 +442,7 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
         total_samples = int(round(float(info.audio_duration or info.duration) * sample_rate))
         expected = max(1, int(np.ceil(total_samples * 30 / sample_rate - 1e-9)))
     audio_limit = int(round(expected * sample_rate / 30))
-    # The tracking and output threads start now: their first tasks (importing MediaPipe, loading the
+    # The tracking and output threads start now: their first tasks (the tracker's landmark layer, the
     # compiled drawing kernel) overlap with loading the avatar and the listener here.
     tracker = _TrackingThread(lambda: StridedFaceTracker(TRACKING_STRIDE)) if info.has_video else None
     # every output carries an audio track as long as the video (silence for a speaker without audio)
@@ -458,7 +476,7 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
         torch.set_num_threads(1)
         blas = threadpool_limits(limits=1, user_api="blas")
         output.start_rendering(lambda: ListenerRenderer(avatar, size, batch=RENDER_BATCH))
-        written = _listen(stream, speaker, info, output, expected, audio_limit, size, side_by_side)
+        written = _listen(stream, speaker, info, faces, output, expected, audio_limit, size, side_by_side)
         output.close()
     except BaseException:
         if tracker is not None:
@@ -510,13 +528,18 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
                                seconds_total, document)
 
 
-def _listen(stream, speaker: Path, info, output: _OutputThread, expected: int, audio_limit: int, size: int,
+def _listen(stream, speaker: Path, info, faces, output: _OutputThread, expected: int, audio_limit: int, size: int,
             side_by_side: bool) -> dict:
     """Stream the speaker into the listener; codes go to ``output`` in batches as they come.
+
+    Video frames arrive as their faces (``faces``, a :class:`~drivers.face_mesh.FaceMeshProcess`); the
+    speaker's images are decoded here only for ``side_by_side``.
 
     Returns:
         ``{"codes": [(n, 59) tensors], "model": seconds in the listener, ...}``.
     """
+    import torch
+
     from drivers import media
 
     sample_rate = media.AUDIO_SAMPLE_RATE
@@ -556,8 +579,9 @@ def _listen(stream, speaker: Path, info, output: _OutputThread, expected: int, a
         if info.has_audio else iter(())
     if info.has_video:
         pushed_audio = 0
-        for frame in media.iter_frames(speaker):
-            k = frame.index
+        images = media.iter_frames(speaker) if side_by_side else None
+        for detected in faces:
+            k = detected.index
             while info.has_audio and pushed_audio <= (k + 1) * sample_rate // 30:
                 chunk = next(audio_chunks, None)
                 if chunk is None:
@@ -565,9 +589,10 @@ def _listen(stream, speaker: Path, info, output: _OutputThread, expected: int, a
                 pushed_audio += chunk.size
                 push_audio(chunk)
             if side_by_side:
-                speaker_frames.append(_square(frame.image, size))
+                image = next(images, None)
+                speaker_frames.append(_square(image.image, size) if image is not None else np.zeros((size, size, 3), np.uint8))
             t0 = time.perf_counter()
-            codes = stream.push(frame=frame.image)
+            codes = stream.push(frame=detected)
             written["model"] += time.perf_counter() - t0
             emit(codes)
     for chunk in audio_chunks:

@@ -37,6 +37,7 @@ import torch
 from avatar.errors import AvatarInputError
 from avatar.io import atomic_output_file
 from drivers.audio import AudioFeatureConfig, AudioFeatures, audio_features, audio_features_from_file
+from drivers.face_mesh import DetectedFaces
 from drivers.motion import EXPRESSION_NAMES, MOTION_FPS, NUM_EXPRESSIONS
 
 #: Version of the ``*.cues.npz`` layout.
@@ -372,7 +373,7 @@ class SpeakerCueStream:
         audio: the stream carries audio (mono, ``audio_config.sample_rate``).
         video: the stream carries video frames at the motion rate.
         audio_config: audio feature parameters.
-        face_tracker: an object with ``push(image) -> list[TrackedFrame]`` and ``finish()``;
+        face_tracker: an object with ``push(frame) -> list[TrackedFrame]`` and ``finish()``;
             default a new :class:`drivers.tracking.FaceTracker`.
         speaker: speaker label of the cues.
 
@@ -409,6 +410,9 @@ class SpeakerCueStream:
     def push(self, audio=None, frames=None) -> SpeakerCues:
         """Add audio samples ``(N,)`` and/or video frames (one ``(H, W, 3)`` uint8 image or a list).
 
+        A frame may also come as its faces, detected already (a :class:`~drivers.face_mesh.DetectedFaces`
+        or a list of them, e.g. from a :class:`~drivers.face_mesh.FaceMeshProcess`).
+
         Returns:
             :class:`SpeakerCues` of the frames completed by this push (possibly none).
         """
@@ -419,10 +423,11 @@ class SpeakerCueStream:
         if frames is not None:
             if not self.has_video:
                 raise AvatarInputError("this speaker stream was opened without video")
-            images = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 3 else list(frames)
+            single = isinstance(frames, DetectedFaces) or (isinstance(frames, np.ndarray) and frames.ndim == 3)
+            images = [frames] if single else list(frames)
             tracker = self._face_tracker()
             for image in images:
-                self._faces += tracker.push(np.asarray(image))
+                self._faces += tracker.push(image if isinstance(image, DetectedFaces) else np.asarray(image))
             self._video_frames += len(images)
         return self._emit(final=False)
 

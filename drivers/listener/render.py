@@ -76,9 +76,9 @@ class ListenerRenderer:
         self.uv_faces = bundle.uv_faces[keep].to(torch.int32)
         self.uv = torch.stack([bundle.uv[:, 0], 1 - bundle.uv[:, 1]], dim=-1).contiguous()  # v up → row down
         self.rest = bundle.vertices[used].float()
-        deltas = bundle.expression_deltas[:, used]
-        self.moving = torch.nonzero(deltas.abs().amax(dim=(0, 2)) > 0).flatten()  # only these take part in the blend
-        self.deltas = deltas[:, self.moving].float().reshape(deltas.shape[0], -1)
+        # the blend is one matrix product on flat (x, y, z) rows: rest + weights @ deltas
+        self.rest_flat = self.rest.reshape(1, -1)
+        self.deltas = bundle.expression_deltas[:, used].float().reshape(bundle.expression_deltas.shape[0], -1)
         self.pivot = bundle.neck_pivot.float()
         self.texture = bundle.texture.float().contiguous()  # (Ht, Wt, 3)
         # the avatar's default portrait framing (Avatar._default_camera), without its slow torch.unique
@@ -121,8 +121,7 @@ class ListenerRenderer:
     def _render(self, codes: torch.Tensor, parallel: bool = True) -> np.ndarray:
         count = codes.shape[0]
         weights = codes[:, EXPRESSION_SLICE].clamp(0.0, 1.0)
-        verts = self.rest.expand(count, -1, -1).clone()
-        verts[:, self.moving] += (weights @ self.deltas).reshape(count, -1, 3)
+        verts = torch.addmm(self.rest_flat, weights, self.deltas).reshape(count, -1, 3)
         rotation = self._rotation(codes[:, ROTATION_SLICE])
         # one 4 x 4 per frame: the head pose about the neck pivot, then the camera (projection @ view)
         pose = torch.eye(4).repeat(count, 1, 1)

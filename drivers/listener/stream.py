@@ -137,7 +137,8 @@ class ListenerStream:
 
         Args:
             audio: :math:`(N,)` float mono samples at 16 kHz (numpy or torch), or ``None``.
-            frame: one :math:`(H, W, 3)` uint8 RGB frame, a list of them, or ``None``.
+            frame: one :math:`(H, W, 3)` uint8 RGB frame, a list of them, or ``None`` (or the frames' faces,
+                detected already: :class:`~drivers.face_mesh.DetectedFaces`).
 
         Returns:
             :math:`(M, 59)` float32 listener codes of the next ``M`` frames (often 0 or 3).
