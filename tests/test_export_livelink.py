@@ -16,6 +16,7 @@ from avatar.export.livelink import (
     eye_angles,
     format_timecode,
     head_angles,
+    head_rotation_from_angles,
     parse_timecode,
     read_livelink_csv,
     write_livelink_csv,
@@ -67,6 +68,15 @@ def test_arkit52_merges_pairs_and_zeroes_tongue():
     assert column["JawRight"] == 1.0 and column["TongueOut"] == 0
     back = expression_from_arkit52(arkit[None])[0]
     assert back[_index("browInnerUp_L")] == back[_index("browInnerUp_R")] == pytest.approx(0.4)
+
+
+def test_head_angles_equal_scipy_euler_yxz():
+    rng = np.random.default_rng(0)
+    angles = np.column_stack([rng.uniform(-3.1, 3.1, 500), rng.uniform(-1.5, 1.5, 500), rng.uniform(-3.1, 3.1, 500)])
+    rotvec = Rotation.from_euler("YXZ", angles).as_rotvec()
+    rotvec[:3] = [[0.0, 0.0, 0.0], [1e-9, 0.0, 0.0], [0.0, 0.4, 0.0]]
+    np.testing.assert_allclose(head_angles(rotvec), Rotation.from_rotvec(rotvec).as_euler("YXZ"), atol=1e-9)
+    np.testing.assert_allclose(head_rotation_from_angles(head_angles(rotvec)), rotvec, atol=1e-9)
 
 
 def test_head_angles_follow_the_documented_convention():

@@ -482,8 +482,6 @@ def detect_nods(head_rotation, fps: float = MOTION_FPS, *, min_amplitude_deg: fl
     Returns:
         :class:`Nod` list in time order.
     """
-    from scipy.ndimage import uniform_filter1d
-
     from drivers.listener.teacher import head_pitch_yaw
 
     if isinstance(head_rotation, Motion):
@@ -497,7 +495,8 @@ def detect_nods(head_rotation, fps: float = MOTION_FPS, *, min_amplitude_deg: fl
     if rotation.shape[0] < 3:
         return []
     pitch = np.degrees(head_pitch_yaw(rotation)[0].numpy())
-    pitch = uniform_filter1d(pitch, 3, mode="nearest")
+    padded = np.pad(pitch, 1, mode="edge")
+    pitch = (padded[:-2] + padded[1:-1] + padded[2:]) / 3.0  # 3-frame moving average, edges repeated
     velocity = np.gradient(pitch) * fps
     stroke = max(2, int(round(max_stroke_s * fps)))
     cycles = []
