@@ -58,7 +58,7 @@ def split_prediction(model_output: torch.Tensor, sample: torch.Tensor, alpha_t, 
 
 
 class DDIMSampler:
-    """Deterministic DDIM (``eta = 0``) with diffusers' ``DDIMScheduler`` interface and numbers.
+    """DDIM with diffusers' ``DDIMScheduler`` interface and numbers (deterministic at the default ``eta = 0``).
 
     Args:
         num_train_timesteps: training diffusion steps.
@@ -115,16 +115,33 @@ class DDIMSampler:
         self.timesteps = torch.from_numpy(timesteps)
 
     def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, eta: float = 0.0, generator=None,
-             return_dict: bool = True):
-        """One DDIM step (Song et al. 2021, eq. 12, ``eta = 0``), as diffusers computes it."""
+             return_dict: bool = True, variance_noise: torch.Tensor | None = None):
+        """One DDIM step (Song et al. 2021, eq. 12), as diffusers computes it.
+
+        Args:
+            model_output: the denoiser's prediction (``prediction_type``), shape of ``sample``.
+            timestep: the current timestep (one of :attr:`timesteps`).
+            sample: the current noisy sample.
+            eta: share of the DDPM posterior noise (0: deterministic DDIM, 1: DDPM-like).
+            generator: ``torch.Generator`` for that noise (``eta > 0``).
+            return_dict: return an object with ``prev_sample`` and ``pred_original_sample`` (else a tuple).
+            variance_noise: the noise itself instead of drawing it, shape of ``sample``.
+        """
         if self.num_inference_steps is None:
             raise RuntimeError("call set_timesteps() before step()")
+        if eta < 0:
+            raise AvatarInputError(f"eta must be >= 0, got {eta}")
         timestep = int(timestep)
         prev_timestep = timestep - self.config.num_train_timesteps // self.num_inference_steps
         alpha_t = self.alphas_cumprod[timestep]
         alpha_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
         pred_epsilon, pred_original_sample = split_prediction(model_output, sample, alpha_t, self.config.prediction_type)
-        prev_sample = alpha_prev ** 0.5 * pred_original_sample + (1 - alpha_prev) ** 0.5 * pred_epsilon
+        std = eta * ((1 - alpha_prev) / (1 - alpha_t) * (1 - alpha_t / alpha_prev)) ** 0.5
+        prev_sample = alpha_prev ** 0.5 * pred_original_sample + (1 - alpha_prev - std ** 2) ** 0.5 * pred_epsilon
+        if eta > 0:
+            if variance_noise is None:
+                variance_noise = torch.randn(model_output.shape, generator=generator, dtype=model_output.dtype)
+            prev_sample = prev_sample + std * variance_noise
         out = SimpleNamespace(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
         return out if return_dict else (prev_sample, pred_original_sample)
 

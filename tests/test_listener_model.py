@@ -76,6 +76,26 @@ def test_ddim_sampler_matches_diffusers(prediction_type, spacing):
     assert torch.allclose(ours.add_noise(clean, noise, steps), theirs.add_noise(clean, noise, steps), atol=1e-6)
 
 
+def test_ddim_sampler_stochastic_steps_match_diffusers():
+    from diffusers import DDIMScheduler
+
+    config = {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "sample", "timestep_spacing": "trailing",
+              "clip_sample": False}
+    ours, theirs = DDIMSampler.from_config(config), DDIMScheduler.from_config(config)
+    ours.set_timesteps(4)
+    theirs.set_timesteps(4)
+    x = torch.randn(2, 5, 7)
+    y = x.clone()
+    for t in ours.timesteps:
+        output, noise = torch.randn(2, 5, 7), torch.randn(2, 5, 7)
+        x = ours.step(output, t, x, eta=0.6, variance_noise=noise).prev_sample
+        y = theirs.step(output, t, y, eta=0.6, variance_noise=noise).prev_sample
+        assert torch.allclose(x, y, atol=1e-6, rtol=1e-5)
+    a = ours.step(output, ours.timesteps[0], x, eta=1.0, generator=torch.Generator().manual_seed(3)).prev_sample
+    b = ours.step(output, ours.timesteps[0], x, eta=1.0, generator=torch.Generator().manual_seed(3)).prev_sample
+    assert torch.equal(a, b) and not torch.equal(a, ours.step(output, ours.timesteps[0], x).prev_sample)
+
+
 def test_ddim_sampler_linear_schedules_match_diffusers():
     from diffusers import DDIMScheduler
 
