@@ -10,13 +10,14 @@
 - ``OUT.csv``: the same as a Live Link Face take;
 - ``OUT.json``: what ran, frames, timings and ``seconds_total``.
 
-The speaker is streamed: video frames and 1 s audio chunks go into a
+The speaker is streamed: video frames (as their MediaPipe landmarks) and 1 s audio chunks go into a
 :class:`~drivers.listener.stream.ListenerStream` (the real-time path) and rendered frames are
-encoded as codes come out, so memory stays bounded for long clips. The work is spread over threads
-so that it overlaps on two cores: face tracking (MediaPipe + landmark fit) on one, drawing
-(:func:`renderers.draw_textured`, compiled, without the GIL) on a pool of two, encoding on one,
-audio features and sampling on the caller's; torch and BLAS run one thread each meanwhile, and the
-codes are bit-identical to a one-thread stream (tested). Audio-only speakers (wav, mp3)
+encoded as codes come out, so memory stays bounded for long clips. The work is spread so that it
+overlaps on two cores: decoding the speaker's video and MediaPipe in a child process
+(:class:`~drivers.face_mesh.FaceMeshProcess`, started before this process imports torch), the landmark
+fit on a thread, drawing (:func:`renderers.draw_textured`, compiled, without the GIL) on a pool of two,
+encoding on one, audio features and sampling on the caller's; torch and BLAS run one thread each
+meanwhile, and the codes are bit-identical to a one-thread stream (tested). Audio-only speakers (wav, mp3)
 work; a video without audio uses the visual cues alone. Without ``--avatar``/``--photo`` the
 built-in default avatar (:func:`default_avatar`) listens.
 """
@@ -414,14 +415,14 @@ def run_listen_command(speaker: str | os.PathLike, avatar_dir: str | os.PathLike
 
         faces = FaceMeshProcess(speaker, TRACKING_STRIDE)
     try:
-        return _run(speaker, info, faces, avatar_dir, photo, paths, style, seed, size, side_by_side, force, callback,
-                    start, timings)
+        return _run(speaker, info, faces, avatar_dir=avatar_dir, photo=photo, paths=paths, style=style, seed=seed,
+                    size=size, side_by_side=side_by_side, force=force, callback=callback, start=start, timings=timings)
     finally:
         if faces is not None:
             faces.close()
 
 
-def _run(speaker: Path, info, faces, avatar_dir, photo, paths: dict[str, Path], style, seed: int, size: int,
+def _run(speaker: Path, info, faces, *, avatar_dir, photo, paths: dict[str, Path], style, seed: int, size: int,
          side_by_side: bool, force: bool, callback, start: float, timings: dict[str, float]) -> ListenCommandResult:
     """:func:`run_listen_command` once its arguments are checked and the speaker probed (``faces``: the
     speaker's :class:`~drivers.face_mesh.FaceMeshProcess`, or ``None`` without video)."""
