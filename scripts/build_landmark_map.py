@@ -20,7 +20,7 @@ Steps:
    detections are taken back into the head frame (true pose, true depths for the perspective) and the
    offsets over the neutral frames are regressed on the head rotation; the constant part is added to the
    shipped layer's rest landmarks, both parts go to ``mediapipe_calibration.safetensors``;
-6. per-person head-rotation bias (with the calibration): 1-second clips of 240 other training identities
+6. per-person head-rotation bias (with the calibration): 1-second clips of 720 other training identities
    (seed 778; the evaluation's generator, :func:`drivers.tracking_eval.synthetic_sequences`) are rendered,
    H.264-encoded and tracked like a user's clip (MediaPipe in video mode), and each clip's constant error
    of the tracked head rotation is regressed on the tracker's estimate of the person (identity
@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-calibrate", action="store_true", help="skip the MediaPipe calibration on renders")
     parser.add_argument("--calibration-identities", type=int, default=60, help="identities rendered for the calibration")
     parser.add_argument("--calibration-frames", type=int, default=8, help="frames per calibration identity")
-    parser.add_argument("--rotation-identities", type=int, default=240, help="training clips (identities) of the rotation-bias model")
+    parser.add_argument("--rotation-identities", type=int, default=720, help="training clips (identities) of the rotation-bias model")
     parser.add_argument("--rotation-frames", type=int, default=30, help="frames per rotation-bias clip")
     parser.add_argument("--rotation-only", action="store_true", help="only (re)fit the rotation-bias model of the shipped calibration")
     parser.add_argument("--frames-cache", type=Path, help="npz file keeping the rotation-bias clips' detections (reused when present)")
