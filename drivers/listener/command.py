@@ -337,11 +337,12 @@ class _OutputThread:
         self.on_frames(self.frames_written)
 
     def close(self) -> None:
-        """Wait for every queued batch, then finish the file (raises a failure of the threads)."""
+        """Wait for every queued batch, then finish the file (raises a failure of the threads first: a
+        failed batch must not be followed by a finished file)."""
         tic = time.perf_counter()
-        self._submit(self.writer.close)
         while self._futures:
             self._futures.popleft().result()
+        self._encoder.submit(self._timed, "encode", self.writer.close).result()
         self._encoder.shutdown(wait=True)
         self._painters.shutdown(wait=True)
         self.seconds["wait"] += time.perf_counter() - tic
