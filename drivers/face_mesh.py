@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +137,63 @@ def detect_clip(path: str | os.PathLike, stride: int = 1, max_num_faces: int = 2
                 size = (int(frame.image.shape[0]), int(frame.image.shape[1]))
             faces = detector.detect(frame.image) if frame.image is not None else None
             yield DetectedFaces(int(frame.index), faces, size)
+
+
+def detect_ahead(frames: Iterable, max_num_faces: int = 2, min_detection_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5, ahead: int = 8) -> Iterator[tuple[list[np.ndarray], tuple[int, int]]]:
+    """MediaPipe on a stream of frames, on a thread of its own that runs up to ``ahead`` frames ahead of the
+    consumer (MediaPipe's graph runs without the GIL, so it overlaps with what the consumer does with the
+    landmarks: :func:`drivers.tracking.track_frames` fits them meanwhile).
+
+    Args:
+        frames: RGB uint8 images :math:`(H, W, 3)` (numpy arrays or tensors).
+        max_num_faces, min_detection_confidence, min_tracking_confidence: see :class:`FaceMeshDetector`.
+        ahead: frames detected ahead at most (memory stays bounded).
+
+    Yields:
+        ``(faces, (height, width))`` per frame, in order: the landmarks of each face found (each
+        :math:`(478, 3)` float32) and the frame's size. A failure of the thread (a bad frame) is raised here.
+    """
+    results: queue.Queue = queue.Queue(maxsize=max(1, int(ahead)))
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def work() -> None:
+        try:
+            with FaceMeshDetector(max_num_faces, False, min_detection_confidence, min_tracking_confidence) as detector:
+                for image in frames:
+                    if stop.is_set():
+                        return
+                    if not isinstance(image, np.ndarray):  # a tensor
+                        image = image.detach().cpu().numpy()
+                    image = np.asarray(image)
+                    faces = detector.detect(image)
+                    put((faces, (int(image.shape[0]), int(image.shape[1]))))
+            put(done)
+        except BaseException as error:  # handed to the consumer
+            put(error)
+
+    worker = threading.Thread(target=work, name="avatar-face-mesh", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = results.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 class FaceMeshProcess:

@@ -58,7 +58,7 @@ from avatar.morphable.landmarks import (
     load_landmark_layer,
     load_mediapipe_calibration,
 )
-from drivers.face_mesh import DetectedFaces, FaceMeshDetector
+from drivers.face_mesh import DetectedFaces, FaceMeshDetector, detect_ahead
 from drivers.landmark_fit import FitConfig, FrameFit, LandmarkFitter, rodrigues, umeyama
 
 #: MediaPipe's own rigid landmarks (its face-geometry Procrustes basis): stable under expressions.
@@ -668,12 +668,13 @@ def track_frames(
         AvatarInputError: no frames, or no face in any frame.
     """
     tracker = FaceTracker(fps, config, layer)
+    cfg = tracker.config
     results: list[TrackedFrame] = []
     try:
-        for image in frames:
-            if isinstance(image, torch.Tensor):
-                image = image.cpu().numpy()
-            results += tracker.push(image)
+        # MediaPipe runs on a thread a few frames ahead while this one fits (same results as tracker.push)
+        for faces, size in detect_ahead(frames, cfg.max_num_faces, cfg.min_detection_confidence,
+                                        cfg.min_tracking_confidence):
+            results += tracker.push_landmarks(faces, size)
     finally:
         results += tracker.finish()
     return _collect(results, fps, tracker, keep_landmarks)

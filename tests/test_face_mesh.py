@@ -10,7 +10,7 @@ import torch
 
 from avatar.errors import AvatarInputError
 from drivers import media
-from drivers.face_mesh import DetectedFaces, FaceMeshProcess, detect_clip
+from drivers.face_mesh import DetectedFaces, FaceMeshDetector, FaceMeshProcess, detect_ahead, detect_clip
 from drivers.motion import EXPRESSION_NAMES
 
 
@@ -60,6 +60,29 @@ def test_tracker_takes_detected_faces(face_clip):
         np.testing.assert_array_equal(x.head_rotation, y.head_rotation)
     with pytest.raises(AvatarInputError, match="not looked at"):
         FaceTracker(30.0).push(DetectedFaces(1, None, (192, 192)))
+
+
+def test_detection_ahead_on_a_thread_equals_detection_in_turn(face_clip):
+    images = [f.image for f in media.iter_frames(face_clip)][:20]
+    with FaceMeshDetector() as detector:
+        expected = [detector.detect(image) for image in images]
+    got = list(detect_ahead(images, ahead=3))
+    assert len(got) == 20
+    for want, (faces, size) in zip(expected, got):
+        assert size == (192, 192) and len(faces) == len(want)
+        for a, b in zip(faces, want):
+            np.testing.assert_array_equal(a, b)
+    tensors = list(detect_ahead([torch.from_numpy(image) for image in images[:2]]))
+    assert [len(f) for f, _ in tensors] == [len(f) for f in expected[:2]]
+
+
+def test_detection_ahead_raises_a_bad_frame_and_stops_early(face_clip):
+    images = [f.image for f in media.iter_frames(face_clip)][:4]
+    with pytest.raises(AvatarInputError, match="RGB uint8"):
+        list(detect_ahead(images[:2] + [np.zeros((8, 8), np.uint8)]))
+    stream = detect_ahead(images * 50, ahead=2)
+    next(stream)
+    stream.close()  # the thread stops instead of detecting the other 199 frames
 
 
 def test_child_failure_is_a_one_line_input_error(tmp_path):
