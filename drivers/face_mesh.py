@@ -9,7 +9,10 @@ Python process that decodes the clip itself and streams :class:`DetectedFaces` b
 - it starts before the parent imports torch (this module and :mod:`drivers.media` do not import it), so
   MediaPipe's import (0.5–1 s) overlaps torch's instead of following it.
 
-``avatar listen`` uses it; :class:`drivers.tracking.FaceTracker` accepts a :class:`DetectedFaces` wherever
+In one process, :func:`detect_ahead` runs the detector on a thread a few frames ahead of whoever consumes
+the landmarks (:func:`drivers.tracking.track_frames` fits them meanwhile).
+
+``avatar listen`` uses the child process; :class:`drivers.tracking.FaceTracker` accepts a :class:`DetectedFaces` wherever
 it accepts an image. The landmarks are the ones an in-process detector gives for the same frames (the
 child decodes with :func:`drivers.media.iter_frames`, as the parent would).
 
