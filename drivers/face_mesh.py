@@ -142,6 +142,16 @@ def detect_clip(path: str | os.PathLike, stride: int = 1, max_num_faces: int = 2
             yield DetectedFaces(int(frame.index), faces, size)
 
 
+def _put_unless_stopped(results: queue.Queue, item, stop: threading.Event) -> None:
+    """Put ``item`` into the bounded queue, waiting for room, unless ``stop`` is set meanwhile (the consumer left)."""
+    while not stop.is_set():
+        try:
+            results.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
 def detect_ahead(frames: Iterable, max_num_faces: int = 2, min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5, ahead: int = 8) -> Iterator[tuple[list[np.ndarray], tuple[int, int]]]:
     """MediaPipe on a stream of frames, on a thread of its own that runs up to ``ahead`` frames ahead of the
@@ -162,12 +172,7 @@ def detect_ahead(frames: Iterable, max_num_faces: int = 2, min_detection_confide
     done = object()
 
     def put(item) -> None:
-        while not stop.is_set():
-            try:
-                results.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        _put_unless_stopped(results, item, stop)
 
     def work() -> None:
         try:
@@ -257,12 +262,7 @@ class FaceMeshProcess:
             self._put(error)
 
     def _put(self, item) -> None:
-        while not self._closing.is_set():
-            try:
-                self._results.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        _put_unless_stopped(self._results, item, self._closing)
 
     def _finished(self) -> BaseException | None:
         """``None`` when the child exited cleanly, else the error to raise."""
