@@ -20,7 +20,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from kornia.geometry.conversions import axis_angle_to_rotation_matrix, rotation_matrix_to_axis_angle
 
 import renderers as dr
 from avatar.bundle import AvatarBundle, read_bundle, write_bundle
@@ -32,6 +31,8 @@ __all__ = ["Avatar", "fit", "load"]
 def _euler_rotation(yaw: float, pitch: float, roll: float) -> torch.Tensor:
     """Axis-angle of ``R_y(yaw) R_x(-pitch) R_z(roll)`` in the head frame (yaw turns the face to its left,
     pitch raises the chin), shape :math:`(3,)`."""
+    from kornia.geometry.conversions import axis_angle_to_rotation_matrix, rotation_matrix_to_axis_angle
+
     def axis(vector, angle):
         return axis_angle_to_rotation_matrix(torch.tensor([vector], dtype=torch.float32) * angle)[0]
 
@@ -168,6 +169,8 @@ class Avatar:
         for name, value in (("yaw", yaw), ("pitch", pitch), ("roll", roll)):
             if not math.isfinite(float(value)):
                 raise AvatarInputError(f"{name} must be a finite number of radians")
+        from kornia.geometry.conversions import axis_angle_to_rotation_matrix
+
         verts = self.vertices(expression)
         rotation = _euler_rotation(float(yaw), float(pitch), float(roll))
         pivot = self.bundle.neck_pivot
@@ -190,6 +193,8 @@ class Avatar:
         return dr.to_uint8_image(out.rgba[0], background)
 
     def _posed(self, verts: torch.Tensor, pose) -> torch.Tensor:
+        from kornia.geometry.conversions import axis_angle_to_rotation_matrix
+
         pose = torch.as_tensor(np.asarray(pose, dtype=np.float32)).reshape(-1)
         if pose.numel() not in (3, 6) or not bool(torch.isfinite(pose).all()):
             raise AvatarInputError("pose must be 3 (axis-angle, rad) or 6 (plus translation, cm) finite numbers")

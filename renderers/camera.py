@@ -23,11 +23,22 @@ import math
 from dataclasses import dataclass
 
 import torch
-from kornia.geometry.conversions import convert_points_from_homogeneous, convert_points_to_homogeneous
 
 from renderers._validate import RenderInputError
 
 __all__ = ["Camera", "frame_points", "projection_from_intrinsics", "intrinsics_from_projection"]
+
+
+# kornia's convert_points_to/from_homogeneous, the same arithmetic (tested): importing kornia would cost
+# `avatar listen`, which frames its camera with project(), 0.3 s of its 5 s (docs/DECISIONS.md)
+def _to_homogeneous(points: torch.Tensor) -> torch.Tensor:
+    return torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)
+
+
+def _from_homogeneous(points: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    w = points[..., -1:]
+    far = w.abs() > eps  # a point at (near) infinity keeps its coordinates, as in OpenCV
+    return torch.where(far, 1.0 / torch.where(far, w, torch.ones_like(w)), torch.ones_like(w)) * points[..., :-1]
 
 # OpenCV camera axes (x right, y down, z forward) → OpenGL camera axes (x right, y up, z backward).
 _CV_TO_GL = (1.0, -1.0, -1.0, 1.0)
@@ -389,7 +400,7 @@ class Camera:
         """
         points = self._points(points)
         matrix = (self.projection @ self.view).to(points.dtype)
-        return convert_points_to_homogeneous(points) @ matrix.transpose(1, 2)
+        return _to_homogeneous(points) @ matrix.transpose(1, 2)
 
     def project(self, points: torch.Tensor) -> torch.Tensor:
         """World points to pixel coordinates (x right, y down, row 0 at the top, image spans [0, W] × [0, H]).
@@ -401,7 +412,7 @@ class Camera:
             pixel coordinates ``(x, y)``, shape :math:`(B, V, 2)`; pixel ``(row i, col j)`` has its centre at
             ``(j + 0.5, i + 0.5)``.
         """
-        ndc = convert_points_from_homogeneous(self.to_clip(points))
+        ndc = _from_homogeneous(self.to_clip(points))
         height, width = self.image_size
         x = (ndc[..., 0] + 1) * (width / 2)
         y = (1 - ndc[..., 1]) * (height / 2)

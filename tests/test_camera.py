@@ -171,3 +171,15 @@ def test_frame_points_fills_image():
         assert torch.all(cam.depth(points) > 0)
     # yaw > 0 puts the camera on the +x side of a +z-facing object.
     assert cam.position[0, 0] > 1.0 and cam.position[0, 2] > 3.0
+
+
+def test_homogeneous_helpers_equal_kornia():
+    """The camera's own point conversions (kept off kornia's import for `avatar listen`) are kornia's."""
+    from kornia.geometry.conversions import convert_points_from_homogeneous, convert_points_to_homogeneous
+
+    from renderers.camera import _from_homogeneous, _to_homogeneous
+
+    points = torch.randn(2, 7, 4, dtype=torch.float64)
+    points[0, :3, 3] = torch.tensor([0.0, 1e-9, -1e-9])  # at (near) infinity: coordinates kept
+    assert torch.equal(_from_homogeneous(points), convert_points_from_homogeneous(points))
+    assert torch.equal(_to_homogeneous(points[..., :3]), convert_points_to_homogeneous(points[..., :3]))

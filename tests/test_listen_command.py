@@ -76,6 +76,40 @@ def test_listener_renderer_frames_camera_and_threads():
     assert len({f.tobytes() for f in frames}) == 5
 
 
+def test_rotation_matrices_equal_kornia():
+    from kornia.geometry.conversions import axis_angle_to_rotation_matrix
+
+    from drivers.listener import rotation_matrices
+
+    generator = torch.Generator().manual_seed(0)
+    for scale in (0.0, 1e-6, 1e-3, 0.05, 1.0, 3.0):
+        rotation = torch.randn(64, 3, generator=generator, dtype=torch.float64) * scale
+        expected = axis_angle_to_rotation_matrix(rotation)
+        torch.testing.assert_close(rotation_matrices(rotation), expected, atol=1e-12, rtol=0)
+        torch.testing.assert_close(rotation_matrices(rotation.float()), expected.float(), atol=1e-6, rtol=0)
+    batched = torch.randn(2, 5, 3, generator=generator)
+    assert torch.equal(rotation_matrices(batched)[1], rotation_matrices(batched[1]))
+
+
+def test_listen_path_does_not_import_kornia():
+    """kornia's import costs `avatar listen` 0.3 s: none of the modules it runs may pull it in."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import avatar.api, avatar.export.livelink, drivers.listener.command, drivers.listener.metrics\n"
+            "import drivers.listener.pipeline, drivers.listener.render, drivers.listener.stream, drivers.tracking\n"
+            "from drivers.listener.command import default_avatar\n"
+            "from drivers.listener.render import ListenerRenderer\n"
+            "from drivers.listener.metrics import detect_nods\n"
+            "import torch\n"
+            "ListenerRenderer(default_avatar(), 32).render(torch.zeros(2, 59))\n"
+            "detect_nods(torch.zeros(90, 3))\n"
+            "assert 'kornia' not in sys.modules, [m for m in sys.modules if m.startswith('kornia')][:3]\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_listen_on_audio_only_writes_everything(tmp_path, speech_wav, small_listener):
     out = tmp_path / "out" / "listener.mp4"
     result = run_listen_command(speech_wav, out=out, size=64, seed=3)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import renderers as dr
-from drivers.listener import EXPRESSION_SLICE, ROTATION_SLICE, TRANSLATION_SLICE
+from drivers.listener import EXPRESSION_SLICE, ROTATION_SLICE, TRANSLATION_SLICE, rotation_matrices
 
 
 def _vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -64,9 +64,6 @@ class ListenerRenderer:
     """
 
     def __init__(self, avatar, size: int = 256, background=(1.0, 1.0, 1.0), batch: int = 8) -> None:
-        from kornia.geometry.conversions import axis_angle_to_rotation_matrix
-
-        self._rotation = axis_angle_to_rotation_matrix
         bundle = avatar.bundle
         hidden = [bundle.part_names.index(n) for n in HIDDEN_PARTS if n in bundle.part_names]
         keep = bundle.export_face_mask() & ~torch.isin(bundle.face_parts.long(), torch.tensor(hidden, dtype=torch.long))
@@ -122,7 +119,7 @@ class ListenerRenderer:
         count = codes.shape[0]
         weights = codes[:, EXPRESSION_SLICE].clamp(0.0, 1.0)
         verts = torch.addmm(self.rest_flat, weights, self.deltas).reshape(count, -1, 3)
-        rotation = self._rotation(codes[:, ROTATION_SLICE])
+        rotation = rotation_matrices(codes[:, ROTATION_SLICE])
         # one 4 x 4 per frame: the head pose about the neck pivot, then the camera (projection @ view)
         pose = torch.eye(4).repeat(count, 1, 1)
         pose[:, :3, :3] = rotation

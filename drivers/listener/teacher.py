@@ -71,12 +71,11 @@ import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import kornia
 import numpy as np
 import torch
 
 from avatar.errors import AvatarInputError
-from drivers.listener import CODE_DIM, codes_to_motion
+from drivers.listener import CODE_DIM, codes_to_motion, rotation_matrices
 from drivers.listener.cues import (
     BROW_DOWN_COLUMNS,
     PauseDetector,
@@ -668,7 +667,9 @@ def euler_to_axis_angle(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tens
     """Axis-angle :math:`(T, 3)` of :func:`euler_to_matrix` (kornia's conversion)."""
     if pitch.numel() == 0:
         return torch.zeros(0, 3, dtype=pitch.dtype)
-    return kornia.geometry.conversions.rotation_matrix_to_axis_angle(euler_to_matrix(pitch, yaw, roll))
+    from kornia.geometry.conversions import rotation_matrix_to_axis_angle  # lazily: see DECISIONS.md
+
+    return rotation_matrix_to_axis_angle(euler_to_matrix(pitch, yaw, roll))
 
 
 def head_pitch_yaw(head_rotation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -686,7 +687,7 @@ def head_pitch_yaw(head_rotation: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     rotation = torch.as_tensor(head_rotation, dtype=torch.float64)
     if rotation.shape[0] == 0:
         return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64)
-    matrix = kornia.geometry.conversions.axis_angle_to_rotation_matrix(rotation)
+    matrix = rotation_matrices(rotation)
     forward = matrix[:, :, 2]
     return torch.asin((-forward[:, 1]).clamp(-1.0, 1.0)), torch.atan2(forward[:, 0], forward[:, 2])
 
