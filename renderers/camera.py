@@ -40,6 +40,7 @@ def _from_homogeneous(points: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     far = w.abs() > eps  # a point at (near) infinity keeps its coordinates, as in OpenCV
     return torch.where(far, 1.0 / torch.where(far, w, torch.ones_like(w)), torch.ones_like(w)) * points[..., :-1]
 
+
 # OpenCV camera axes (x right, y down, z forward) → OpenGL camera axes (x right, y up, z backward).
 _CV_TO_GL = (1.0, -1.0, -1.0, 1.0)
 

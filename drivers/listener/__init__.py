@@ -98,7 +98,7 @@ def rotation_matrices(rotation: torch.Tensor) -> torch.Tensor:
     small = theta < 1e-3
     safe = torch.where(small, torch.ones_like(theta), theta)
     sin_term = torch.where(small, 1.0 - theta2 / 6.0, safe.sin() / safe)
-    cos_term = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - safe.cos()) / (safe * safe))
+    cos_term = torch.where(small, 0.5 - theta2 / 24.0, 2.0 * ((safe / 2).sin() / safe) ** 2)  # 1 - cos = 2 sin²(θ/2)
     x, y, z = rotation.unbind(dim=-1)
     zero = torch.zeros_like(x)
     cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*rotation.shape[:-1], 3, 3)
