@@ -15,7 +15,8 @@ Per frame (cheap: a 7×7 and a 53×53 dense system from precomputed moments of t
 - ``iterations`` joint Gauss–Newton steps on pose and weights: the residual is linearised in the pose
   (rotation increment, log-scale, translation) and is linear in ``w``; the pose is eliminated (Schur
   complement) and the bounded least squares
-  ``min_w ||r(w)||² + l2 ||w||² + l1 Σw + temporal ||w - w_prev||²`` s.t. ``0 ≤ w ≤ 1`` is solved by
+  ``min_w ||r(w)||² + l2 ||w||² + l1 Σw + temporal ||w - w_prev||² + antagonist Σ_pairs w_a w_b``
+  s.t. ``0 ≤ w ≤ 1`` is solved by
   projected coordinate descent (a numba kernel) warm-started from the previous frame;
 - the rest landmarks get MediaPipe's pose-dependent offsets at the current rotation (calibration).
 
@@ -70,6 +71,9 @@ class FitConfig:
         offset_frames: shrinkage of the person's free landmark offsets, in frames: the offset is the median
             residual over N identity frames times ``N / (N + offset_frames)`` (one frame: mostly shrunk away).
             ``None`` disables the offsets.
+        antagonist: penalty on ``w_a w_b`` for each pair of :data:`drivers.motion.ANTAGONIST_PAIRS` (cm²), so
+            that a shape the basis lacks (a wider smile, a person's jaw) is not explained by two opposing
+            weights that cancel (jawLeft and jawRight together); 0 disables it.
     """
 
     depth_weight: float = 0.3
@@ -85,6 +89,7 @@ class FitConfig:
     identity_rounds: int = 10
     identity_l1: float = 0.2
     offset_frames: float | None = 4.0
+    antagonist: float = 10.0
 
 
 @dataclass
@@ -122,7 +127,8 @@ def box_least_squares(hessian, linear, x, sweeps, tol):  # pragma: no cover - co
     """Projected coordinate descent for ``min ½ xᵀHx - cᵀx`` subject to ``0 ≤ x ≤ 1``.
 
     Args:
-        hessian: symmetric positive definite, shape :math:`(E, E)` float64.
+        hessian: symmetric with a positive diagonal (each coordinate's step is then a minimum), shape
+            :math:`(E, E)` float64.
         linear: shape :math:`(E,)` float64.
         x: start (changed in place), shape :math:`(E,)` float64, inside the box.
         sweeps: maximum number of passes over the coordinates.
@@ -154,6 +160,22 @@ def box_least_squares(hessian, linear, x, sweeps, tol):  # pragma: no cover - co
         if largest < tol:
             break
     return x
+
+
+def antagonist_coupling(names, strength: float) -> np.ndarray:
+    """The (E, E) matrix ``C`` with ``½ wᵀCw = strength Σ w_a w_b`` over the antagonist pairs among ``names``.
+
+    Added to the expression Hessian of the per-frame fit: each weight's own curvature is unchanged, so the
+    coordinate descent of :func:`box_least_squares` stays well posed, and a pair's weights push each other to 0.
+    """
+    from drivers.motion import ANTAGONIST_PAIRS
+
+    names = list(names)
+    coupling = np.zeros((len(names), len(names)))
+    for a, b in ANTAGONIST_PAIRS:
+        if a in names and b in names:
+            coupling[names.index(a), names.index(b)] = coupling[names.index(b), names.index(a)] = strength
+    return coupling
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> FramePose:
@@ -381,7 +403,7 @@ def _pose_step(raw_obs, shape, rot, scale, trans, wl, wa, focal):  # pragma: no 
 
 
 @numba.njit(cache=True, nogil=True)
-def _joint_step(raw_obs, rest, basis, moments, rest_moments, basis_sum, rot, scale, trans, w, wl, wa, l2, l1, temporal, prev_w, sweeps, focal):  # pragma: no cover
+def _joint_step(raw_obs, rest, basis, moments, rest_moments, basis_sum, rot, scale, trans, w, wl, wa, l2, l1, temporal, prev_w, sweeps, focal, coupling):  # pragma: no cover
     """One Gauss–Newton step on pose and expression jointly, the expression kept in [0, 1].
 
     The residual ``r_l = s R (S0_l + B_l w) + t - P_l`` is linearised in the pose (rotation increment,
@@ -396,6 +418,7 @@ def _joint_step(raw_obs, rest, basis, moments, rest_moments, basis_sum, rot, sca
         wl: (L,) landmark weights. wa: (3,) axis weights. l2, l1, temporal: regularisers (cm² units).
         prev_w: (E,) previous frame's weights (used when temporal > 0). sweeps: coordinate-descent passes.
         focal: focal length in observation units for the perspective correction (0: weak perspective).
+        coupling: (E, E) symmetric penalty added to the reduced Hessian (the antagonist pairs' ``w_a w_b``).
 
     Returns:
         (rotation, scale, translation, weights).
@@ -482,6 +505,8 @@ def _joint_step(raw_obs, rest, basis, moments, rest_moments, basis_sum, rot, sca
     for e in range(n_e):
         hred[e, e] += l2 + temporal
         linear[e] += temporal * prev_w[e] - l1
+        for f in range(n_e):
+            hred[e, f] += coupling[e, f]
     new_w = box_least_squares(hred, linear, w.copy(), sweeps, 1e-5)
     delta_p = np.zeros(7)
     for p in range(7):
@@ -568,6 +593,7 @@ class LandmarkFitter:
             weighted = self.basis * self.weight[:, None, None]  # Σ_l ω_l D_p[l, c] B_l[:, d]
             self.pose_offset_moments = np.einsum("plc,led->pcde", self.pose_offsets, weighted)
         self.num_expressions = self.basis.shape[1]
+        self.coupling = antagonist_coupling(layer.expression_names, self.config.antagonist)
         self.set_identity(np.zeros(0))  # S0 (``rest``): rest landmarks of the current identity
 
     # ---------------------------------------------------------------- identity
@@ -676,6 +702,7 @@ class LandmarkFitter:
             rot, scale, trans, expression = _joint_step(
                 obs, rest, self.basis, self.moments, rest_moments, self.basis_sum, rot, scale, trans, expression,
                 self.weight, self.axis_weight, cfg.expression_l2, l1, temporal, prev_w, cfg.qp_sweeps, self.focal,
+                self.coupling,
             )  # fmt: skip
         shape = _shape(self.posed_rest(rot), self.basis, expression)
         rms = _residual_rms(_perspective_correct(obs, shape, rot, scale, self.focal), shape, rot, scale, trans, self.weight, self.axis_weight)

@@ -49,6 +49,16 @@ EXPRESSION_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 NUM_EXPRESSIONS = len(EXPRESSION_NAMES)
 
+#: Expressions that move the same part in opposite directions (jaw and mouth sideways, each eye's gaze,
+#: lid up vs closed, mouth corners up vs down): a face does one of each pair at a time.
+ANTAGONIST_PAIRS: tuple[tuple[str, str], ...] = (
+    ("jawLeft", "jawRight"), ("mouthLeft", "mouthRight"),
+    ("eyeLookIn_L", "eyeLookOut_L"), ("eyeLookUp_L", "eyeLookDown_L"), ("eyeWide_L", "eyeBlink_L"),
+    ("mouthSmile_L", "mouthFrown_L"),
+    ("eyeLookIn_R", "eyeLookOut_R"), ("eyeLookUp_R", "eyeLookDown_R"), ("eyeWide_R", "eyeBlink_R"),
+    ("mouthSmile_R", "mouthFrown_R"),
+)  # fmt: skip
+
 #: The internal motion rate (DESIGN.md §3).
 MOTION_FPS = 30.0
 

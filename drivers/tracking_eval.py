@@ -26,6 +26,7 @@ import torch
 
 from avatar.morphable import gaze
 from avatar.morphable.landmarks import LIPS_OUTER, load_landmark_map
+from drivers.motion import ANTAGONIST_PAIRS
 from renderers import antialias, interpolate, rasterize
 from renderers.camera import Camera
 from renderers.lighting import default_sh, sh_shade
@@ -174,11 +175,9 @@ def _add_event(weights, t, event, amplitude, start, length, names):
 
 def _resolve_antagonists(weights, names):
     """Where two opposing shapes overlap in time, keep only their difference (faces do not do both)."""
-    pairs = [("jawLeft", "jawRight"), ("mouthLeft", "mouthRight")]
+    pairs = list(ANTAGONIST_PAIRS)  # and the brows, which the tracker leaves free (sadness raises and lowers them)
     for side in ("L", "R"):
-        pairs += [(f"eyeLookIn_{side}", f"eyeLookOut_{side}"), (f"eyeLookUp_{side}", f"eyeLookDown_{side}"),
-                  (f"eyeWide_{side}", f"eyeBlink_{side}"), (f"mouthSmile_{side}", f"mouthFrown_{side}"),
-                  (f"browDown_{side}", f"browInnerUp_{side}"), (f"browDown_{side}", f"browOuterUp_{side}")]  # fmt: skip
+        pairs += [(f"browDown_{side}", f"browInnerUp_{side}"), (f"browDown_{side}", f"browOuterUp_{side}")]
     for a, b in pairs:
         ia, ib = names.index(a), names.index(b)
         diff = weights[:, ia] - weights[:, ib]

@@ -11,7 +11,7 @@ from scipy.optimize import lsq_linear
 
 from avatar.errors import AvatarInputError
 from avatar.morphable.landmarks import load_landmark_layer
-from drivers.landmark_fit import FitConfig, LandmarkFitter, box_least_squares, rodrigues
+from drivers.landmark_fit import FitConfig, LandmarkFitter, antagonist_coupling, box_least_squares, rodrigues
 from drivers.tracking import (
     MainFaceSelector,
     OneEuroFilter,
@@ -105,6 +105,34 @@ def test_fitter_recovers_pose_expression_and_identity(layer):
         assert np.abs(fit.expression - weights[k]).max() < 0.05
         assert np.linalg.norm(rotation_to_axis_angle(fit.pose.rotation) - rotvecs[k]) < 2e-3
     assert fit.rms < 0.02
+
+
+def test_antagonist_coupling_matrix():
+    from drivers.motion import ANTAGONIST_PAIRS, EXPRESSION_NAMES
+
+    coupling = antagonist_coupling(EXPRESSION_NAMES, 3.0)
+    assert np.array_equal(coupling, coupling.T) and np.all(np.diag(coupling) == 0)
+    assert coupling.sum() == 2 * 3.0 * len(ANTAGONIST_PAIRS)
+    jaw = EXPRESSION_NAMES.index("jawLeft"), EXPRESSION_NAMES.index("jawRight")
+    assert coupling[jaw] == 3.0 and np.all(antagonist_coupling(EXPRESSION_NAMES, 0.0) == 0)
+
+
+def test_antagonists_are_not_fitted_together(layer):
+    """Landmarks that two opposing shapes explain together (jawLeft + jawRight) are fitted with both without
+    the antagonist penalty, and with one of them at most with it."""
+    names = layer.expression_names
+    weights = np.zeros((1, 53))
+    weights[0, names.index("jawLeft")] = weights[0, names.index("jawRight")] = 0.5
+    marks = layer.landmarks(torch.zeros(1, layer.num_identity), torch.tensor(weights).float()).double().numpy()[0]
+    obs = observation_from_mediapipe(to_mediapipe(marks, np.eye(3), (0.0, 1.0), 9.0, 640, 480), 640, 480)
+    pair = [names.index("jawLeft"), names.index("jawRight")]
+    found = {}
+    for strength in (0.0, 10.0):
+        config = FitConfig(expression_l1=0.0, expression_l2=1e-6, antagonist=strength)
+        fitter = LandmarkFitter(layer, config, focal=9.0 * DISTANCE_CM / 640)
+        found[strength] = fitter.fit_frame(obs, None).expression[pair]
+    assert found[0.0].min() > 0.4
+    assert found[10.0].min() < 0.02
 
 
 def test_one_euro_filter_smooths_and_follows():
