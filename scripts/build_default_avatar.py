@@ -1,0 +1,64 @@
+"""Build the built-in avatar of ``avatar listen`` and ``avatar track --preview``: ``assets/listener/default_avatar.npz``.
+
+    python scripts/build_default_avatar.py [--out assets/listener/default_avatar.npz] [--quality default]
+                                           [--texture-size 256] [--force] [--json]
+
+Fits scikit-image's astronaut photo (Eileen Collins, NASA, public domain; the photo ``avatar demo`` fits) with
+the shipped face model and fitting pipeline, then stores what rendering needs compactly
+(:func:`drivers.listener.command.write_default_avatar`: float16 vertex offsets from the template, int8 morph
+targets, a ``texture-size``² texture). Rerun it after the face model or the fitting changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(out: Path, quality: str, texture_size: int, force: bool) -> dict:
+    """Fit the astronaut and write the compact avatar atomically.
+
+    Returns:
+        a summary (``path``, ``bytes``, ``fit``: the fit's report).
+    """
+    from avatar.api import load
+    from avatar.errors import AvatarInputError
+    from avatar.fitting.command import run_demo_fit
+    from drivers.listener.command import write_default_avatar
+
+    if out.exists() and not force:
+        raise AvatarInputError(f"{out} exists; pass --force to overwrite")
+    with tempfile.TemporaryDirectory() as folder:
+        fitted = run_demo_fit(folder, quality=quality)
+        write_default_avatar(load(fitted.out_dir).bundle, out, texture_size=texture_size)
+        report = fitted.report
+    return {"path": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out), "bytes": out.stat().st_size,
+            "quality": quality, "texture_size": texture_size, "fit": report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "assets" / "listener" / "default_avatar.npz")
+    parser.add_argument("--quality", default="default", help="fit quality preset (as `avatar fit --quality`)")
+    parser.add_argument("--texture-size", type=int, default=256)
+    parser.add_argument("--force", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    from avatar.errors import AvatarInputError
+
+    try:
+        summary = build(args.out.resolve(), args.quality, args.texture_size, args.force)
+    except AvatarInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, default=str) if args.json else json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
