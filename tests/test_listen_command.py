@@ -59,6 +59,21 @@ def test_default_avatar_renders():
     assert not np.array_equal(frames[0], frames[1])
 
 
+def test_write_default_avatar_round_trip(tmp_path, monkeypatch):
+    """What scripts/build_default_avatar.py writes loads back as the same avatar (within its quantisation)."""
+    import drivers.listener.pipeline as pipeline
+    from drivers.listener.command import DEFAULT_AVATAR_FILE, write_default_avatar
+
+    avatar = default_avatar()
+    write_default_avatar(avatar.bundle, tmp_path / DEFAULT_AVATAR_FILE, texture_size=64)
+    monkeypatch.setattr(pipeline, "default_listener_dir", lambda: tmp_path)
+    again = default_avatar().bundle
+    assert torch.allclose(again.vertices, avatar.bundle.vertices, atol=1e-2)
+    step = avatar.bundle.expression_deltas.abs().amax(dim=(1, 2)) / 127.0  # int8 step per expression
+    assert ((again.expression_deltas - avatar.bundle.expression_deltas).abs().amax(dim=(1, 2)) <= step * 0.51 + 1e-6).all()
+    assert again.texture.shape == (64, 64, 3) and torch.equal(again.faces, avatar.bundle.faces)
+
+
 def test_listener_renderer_frames_camera_and_threads():
     """The drawing threads' path (parallel=False) gives the same frames; the framing is the avatar's."""
     from drivers.listener.render import ListenerRenderer
