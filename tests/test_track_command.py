@@ -38,3 +38,21 @@ def test_track_real_clip_writes_motion_and_csv(tmp_path, shared):
     assert header.startswith("Timecode,BlendShapeCount,EyeBlinkLeft")
     with pytest.raises(AvatarInputError, match="exists"):
         run_track_command(shared / "media/videos/d0.mp4", out)
+
+
+def test_track_preview_is_the_clip_beside_the_avatar(tmp_path, shared):
+    """``--preview``: one side-by-side frame per motion frame, the clip's audio, the avatar moving with it."""
+    from drivers import media
+    from drivers.track_command import PREVIEW_BATCH, PREVIEW_HEIGHT
+
+    clip = shared / "media/videos/pyfeat_single_face.mp4"  # 2.4 s, 640 x 360, with an audio track
+    preview = tmp_path / "side.mp4"
+    result = run_track_command(clip, tmp_path / "take.motion.npz", preview=preview)
+    assert result.frames > PREVIEW_BATCH  # more than one drawing batch
+    frames = [f.image for f in media.iter_frames(preview, fps=None)]
+    assert len(frames) == result.frames
+    height, width, _ = frames[0].shape  # the clip scaled to the preview height, then the avatar (H.264: even width)
+    assert height == PREVIEW_HEIGHT and abs(width - (round(640 * PREVIEW_HEIGHT / 360) + PREVIEW_HEIGHT)) <= 1
+    avatar_side = np.stack([f[:, -PREVIEW_HEIGHT:] for f in frames]).astype(np.float32)
+    assert (avatar_side.std(axis=0) > 8).mean() > 0.005  # the drawn head moves over the clip
+    assert media.probe(preview, check_silence=False).has_audio
