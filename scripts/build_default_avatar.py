@@ -24,7 +24,7 @@ def build(out: Path, quality: str, texture_size: int, force: bool) -> dict:
     """Fit the astronaut and write the compact avatar atomically.
 
     Returns:
-        a summary (``path``, ``bytes``, ``fit``: the fit's report).
+        a summary (``path``, ``bytes``, ``fit``: the fit's landmark error, photometric PSNR and head model).
     """
     from avatar.api import load
     from avatar.errors import AvatarInputError
@@ -37,8 +37,10 @@ def build(out: Path, quality: str, texture_size: int, force: bool) -> dict:
         fitted = run_demo_fit(folder, quality=quality)
         write_default_avatar(load(fitted.out_dir).bundle, out, texture_size=texture_size)
         report = fitted.report
+    fit = {key: report.get(key) for key in ("landmark_error_px", "landmark_error_iod", "photometric_psnr_face", "quality")}
+    fit["head_model"] = (report.get("head_model") or {}).get("source")
     return {"path": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out), "bytes": out.stat().st_size,
-            "quality": quality, "texture_size": texture_size, "fit": report}
+            "texture_size": texture_size, "fit": fit}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except AvatarInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, default=str) if args.json else json.dumps(summary, indent=1, default=str))
+    print(json.dumps(summary) if args.json else json.dumps(summary, indent=1))
     return 0
 
 
