@@ -14,7 +14,6 @@ one thread makes the file reproducible exactly.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -58,15 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from avatar.errors import AvatarInputError
+    from avatar.errors import print_summary
 
-    try:
-        summary = build(args.out.resolve(), args.quality, args.texture_size, args.force)
-    except AvatarInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary) if args.json else json.dumps(summary, indent=1))
-    return 0
+    return print_summary(lambda: build(args.out.resolve(), args.quality, args.texture_size, args.force), args.json)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ utterances so the listener has places to nod), 16 kHz mono, encoded as a 32 kbit
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -64,15 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from avatar.errors import AvatarInputError
+    from avatar.errors import print_summary
 
-    try:
-        summary = build(args.out.resolve(), args.force)
-    except AvatarInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary) if args.json else json.dumps(summary, indent=1))
-    return 0
+    return print_summary(lambda: build(args.out.resolve(), args.force), args.json)
 
 
 if __name__ == "__main__":
