@@ -28,11 +28,15 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatar.errors import AvatarInputError
 from avatar.io import atomic_output_file
+
+if TYPE_CHECKING:  # torch is imported where used
+    import torch
 
 #: The 53 expressions of the ICT FaceKit in ICT order with ARKit names: the expression code.
 #: ICT's 4 extra shapes (PupilDilate_L/R, cheekRaiser_L/R) are not part of it.
@@ -61,6 +65,38 @@ ANTAGONIST_PAIRS: tuple[tuple[str, str], ...] = (
 
 #: The internal motion rate (DESIGN.md §3).
 MOTION_FPS = 30.0
+
+
+def rotation_matrices(rotation: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices of axis-angle head rotations (Rodrigues' formula).
+
+    ``R = I + (sin θ / θ) K + ((1 - cos θ) / θ²) K²`` with ``K`` the cross-product matrix of the
+    rotation vector and ``θ`` its length; below ``θ = 1e-3`` the two factors come from their Taylor
+    series, so the result is smooth through zero. The same matrices as kornia's
+    ``axis_angle_to_rotation_matrix`` and scipy's ``Rotation.from_rotvec`` (tested); written here because
+    ``avatar listen`` needs only this, and importing kornia or ``scipy.spatial`` costs it 0.3 s each
+    (DECISIONS.md).
+
+    Args:
+        rotation: :math:`(..., 3)` axis-angle (rad), a torch tensor.
+
+    Returns:
+        :math:`(..., 3, 3)`, the same dtype.
+    """
+    import torch
+
+    theta2 = (rotation * rotation).sum(dim=-1)[..., None, None]
+    theta = theta2.sqrt()
+    small = theta < 1e-3
+    safe = torch.where(small, torch.ones_like(theta), theta)
+    sin_term = torch.where(small, 1.0 - theta2 / 6.0, safe.sin() / safe)
+    cos_term = torch.where(small, 0.5 - theta2 / 24.0, 2.0 * ((safe / 2).sin() / safe) ** 2)  # 1 - cos = 2 sin²(θ/2)
+    x, y, z = rotation.unbind(dim=-1)
+    zero = torch.zeros_like(x)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*rotation.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=rotation.dtype, device=rotation.device)
+    return eye + sin_term * cross + cos_term * (cross @ cross)
+
 
 MOTION_KEYS = ("fps", "names", "weights", "head_rotation", "head_translation", "time")
 

@@ -94,7 +94,7 @@ def test_listener_renderer_frames_camera_and_threads():
 def test_rotation_matrices_equal_kornia():
     from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
-    from drivers.listener import rotation_matrices
+    from drivers.motion import rotation_matrices
 
     generator = torch.Generator().manual_seed(0)
     for scale in (0.0, 1e-6, 1e-3, 0.05, 1.0, 3.0):

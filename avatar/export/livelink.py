@@ -38,7 +38,7 @@ import numpy as np
 
 from avatar.errors import AvatarInputError
 from avatar.io import atomic_write_text
-from drivers.motion import EXPRESSION_NAMES, Motion
+from drivers.motion import EXPRESSION_NAMES, Motion, rotation_matrices
 
 #: The 52 ARKit blendshapes in Live Link Face column order.
 LIVE_LINK_BLENDSHAPES: tuple[str, ...] = (
@@ -132,18 +132,13 @@ def head_angles(head_rotation: np.ndarray) -> np.ndarray:
     Returns:
         :math:`(T, 3)` yaw, pitch, roll (rad).
     """
-    # Rodrigues' matrix, then intrinsic Y-X-Z angles read off R = Ry(yaw) Rx(pitch) Rz(roll): equal to
-    # scipy's Rotation.from_rotvec(r).as_euler("YXZ") (tested) without importing scipy.spatial, 0.3 s of
-    # every `avatar listen` (which writes this CSV after its video).
+    # intrinsic Y-X-Z angles read off R = Ry(yaw) Rx(pitch) Rz(roll): equal to scipy's
+    # Rotation.from_rotvec(r).as_euler("YXZ") (tested) without importing scipy.spatial, 0.3 s of every
+    # `avatar listen` (which writes this CSV after its video).
+    import torch
+
     r = np.asarray(head_rotation, np.float64).reshape(-1, 3)
-    angle = np.linalg.norm(r, axis=1)
-    axis = r / np.where(angle > 0, angle, 1.0)[:, None]
-    x, y, z = axis.T
-    cross = np.zeros((r.shape[0], 3, 3))
-    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -z, y, -x
-    cross -= cross.transpose(0, 2, 1)
-    sin, cos = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    matrix = np.eye(3) + sin * cross + (1.0 - cos) * (cross @ cross)
+    matrix = rotation_matrices(torch.from_numpy(r)).numpy()
     yaw = np.arctan2(matrix[:, 0, 2], matrix[:, 2, 2])
     pitch = np.arcsin(np.clip(-matrix[:, 1, 2], -1.0, 1.0))
     roll = np.arctan2(matrix[:, 1, 0], matrix[:, 1, 1])

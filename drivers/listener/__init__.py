@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # torch is imported where used: `avatar listen` starts its fa
 
 __all__ = [
     "CODE_DIM", "EXPRESSION_NAMES", "EXPRESSION_SLICE", "MOTION_FPS", "POSE_SLICE", "ROTATION_SLICE",
-    "TRANSLATION_SLICE", "codes_to_motion", "motion_to_codes", "rotation_matrices",
+    "TRANSLATION_SLICE", "codes_to_motion", "motion_to_codes",
 ]
 
 
@@ -75,32 +75,3 @@ def codes_to_motion(codes: torch.Tensor, fps: float = MOTION_FPS) -> Motion:
         codes[:, EXPRESSION_SLICE], codes[:, ROTATION_SLICE], codes[:, TRANSLATION_SLICE], fps=fps
     )
 
-
-def rotation_matrices(rotation: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices of axis-angle head rotations (Rodrigues' formula).
-
-    ``R = I + (sin θ / θ) K + ((1 - cos θ) / θ²) K²`` with ``K`` the cross-product matrix of the
-    rotation vector and ``θ`` its length; below ``θ = 1e-3`` the two factors come from their Taylor
-    series, so the result is smooth through zero. The same matrices as kornia's
-    ``axis_angle_to_rotation_matrix`` (tested); written here because the ``avatar listen`` path
-    needs only this, and importing kornia costs it 0.3 s (DECISIONS.md).
-
-    Args:
-        rotation: :math:`(..., 3)` axis-angle (rad).
-
-    Returns:
-        :math:`(..., 3, 3)`, the same dtype.
-    """
-    import torch
-
-    theta2 = (rotation * rotation).sum(dim=-1)[..., None, None]
-    theta = theta2.sqrt()
-    small = theta < 1e-3
-    safe = torch.where(small, torch.ones_like(theta), theta)
-    sin_term = torch.where(small, 1.0 - theta2 / 6.0, safe.sin() / safe)
-    cos_term = torch.where(small, 0.5 - theta2 / 24.0, 2.0 * ((safe / 2).sin() / safe) ** 2)  # 1 - cos = 2 sin²(θ/2)
-    x, y, z = rotation.unbind(dim=-1)
-    zero = torch.zeros_like(x)
-    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*rotation.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=rotation.dtype, device=rotation.device)
-    return eye + sin_term * cross + cos_term * (cross @ cross)

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 import renderers as dr
-from drivers.listener import EXPRESSION_SLICE, ROTATION_SLICE, TRANSLATION_SLICE, rotation_matrices
+from drivers.listener import EXPRESSION_SLICE, ROTATION_SLICE, TRANSLATION_SLICE
+from drivers.motion import rotation_matrices
 
 
 def _vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

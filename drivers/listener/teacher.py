@@ -75,7 +75,7 @@ import numpy as np
 import torch
 
 from avatar.errors import AvatarInputError
-from drivers.listener import CODE_DIM, codes_to_motion, rotation_matrices
+from drivers.listener import CODE_DIM, codes_to_motion
 from drivers.listener.cues import (
     BROW_DOWN_COLUMNS,
     PauseDetector,
@@ -86,7 +86,7 @@ from drivers.listener.cues import (
     frame_speaker_smile,
     frame_speaking,
 )
-from drivers.motion import EXPRESSION_NAMES, MOTION_FPS, NUM_EXPRESSIONS, Motion
+from drivers.motion import EXPRESSION_NAMES, MOTION_FPS, NUM_EXPRESSIONS, Motion, rotation_matrices
 
 # ----------------------------------------------------------------------------------------------
 # Style
