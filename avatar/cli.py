@@ -1,6 +1,6 @@
 """The ``avatar`` command line: thin — parse, call the API, report.
 
-Bad input raises :class:`avatar.errors.AvatarInputError` (or ``renderers.RenderInputError``);
+Bad input raises :class:`avatar.core.errors.AvatarInputError` (or ``renderers.RenderInputError``);
 :func:`main` turns it into one line on stderr and exit code 2.
 """
 
@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from avatar import __version__
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 app = typer.Typer(
     name="avatar",
@@ -65,7 +65,7 @@ def fit(
     prior: str = typer.Option("gaussian", "--prior", help="Identity prior: gaussian | generator (the text generator's)."),
 ) -> None:
     """Fit an animatable, textured avatar to one photo: writes GLB (53 ARKit morph targets), OBJ, texture, preview."""
-    from avatar.fitting.command import run_fit_command
+    from avatar.commands.fit import run_fit_command
 
     with _progress() as progress:
         result = run_fit_command(photo, out, quality=quality, face_index=face_index, force=force, device=device,
@@ -79,8 +79,8 @@ def demo(
 ) -> None:
     """Fit the astronaut photo that ships inside scikit-image into ./avatar-demo/, then let it listen to a
     built-in speaker clip (./avatar-demo/astronaut_listens.mp4). No arguments needed."""
-    from avatar.fitting.command import run_demo_fit
-    from drivers.listener.command import run_demo_listen
+    from avatar.commands.fit import run_demo_fit
+    from avatar.commands.listen import run_demo_listen
 
     with _progress() as progress:
         result = run_demo_fit(force=force, progress=progress)
@@ -101,7 +101,7 @@ def track(
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
     """Track a face in a video into 53 ARKit expression weights + head pose at 30 fps (performance capture)."""
-    from drivers.track_command import run_track_command
+    from avatar.commands.track import run_track_command
 
     with _progress() as progress:
         task = progress.add_task("tracking", total=None)
@@ -127,7 +127,7 @@ def listen(
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
     """The avatar listens to a speaker clip: writes OUT.mp4 (with the speaker's audio), OUT.motion.npz, OUT.csv, OUT.json."""
-    from drivers.listener.command import run_listen_command
+    from avatar.commands.listen import run_listen_command
 
     with _progress() as progress:
         result = run_listen_command(speaker, avatar_dir=avatar_dir, photo=photo, out=out, style=style, seed=seed,
@@ -145,7 +145,7 @@ def generate(
     force: bool = typer.Option(False, "--force", help="Replace existing output."),
 ) -> None:
     """Generate new avatars from text: bundles like `avatar fit` (GLB with 53 ARKit morph targets, texture, preview)."""
-    from avatar.generator.command import run_generate_command
+    from avatar.commands.generate import run_generate_command
 
     with _progress() as progress:
         result = run_generate_command(text, n=n, seed=seed, guidance=guidance, out_dir=out, force=force, progress=progress)
@@ -162,7 +162,7 @@ def edit(
     force: bool = typer.Option(False, "--force", help="Replace an existing output bundle."),
 ) -> None:
     """Edit an avatar with text; what the text does not mention is kept."""
-    from avatar.generator.command import run_edit_command
+    from avatar.commands.generate import run_edit_command
 
     with _progress() as progress:
         result = run_edit_command(bundle, text, out_dir=out, force=force, progress=progress, strength=strength, seed=seed)

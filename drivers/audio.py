@@ -37,8 +37,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from avatar.errors import AvatarInputError
-from avatar.paths import ASSETS_DIR
+from avatar.core.errors import AvatarInputError
+from avatar.core.paths import ASSETS_DIR
 from drivers import media
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 NUM_LANDMARKS = 478
 _HEADER = np.dtype("<i4")
@@ -61,7 +61,7 @@ class FaceMeshDetector:
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
     ):
-        from avatar.mediapipe_import import import_mediapipe
+        from avatar.core.mediapipe_import import import_mediapipe
 
         mp = import_mediapipe()
         self._mesh = mp.solutions.face_mesh.FaceMesh(
@@ -209,7 +209,7 @@ class FaceMeshProcess:
 
     The child starts at construction. A reader thread keeps up to ``max_pending`` frames' results
     waiting (memory stays bounded for long clips: the child waits on the pipe). A failing child
-    (an unreadable clip) raises :class:`~avatar.errors.AvatarInputError` with its message.
+    (an unreadable clip) raises :class:`~avatar.core.errors.AvatarInputError` with its message.
 
     Args:
         path: the clip.

@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 import av
 import numpy as np
 
-from avatar.errors import AvatarInputError
-from avatar.io import umask
+from avatar.core.errors import AvatarInputError
+from avatar.core.io import umask
 
 if TYPE_CHECKING:
     import torch

@@ -27,7 +27,7 @@ TARGET_SECONDS = 20.0
 
 
 def _default_photo(folder: Path) -> Path:
-    from avatar.paths import shared_dir
+    from avatar.core.paths import shared_dir
 
     root = shared_dir()
     candidate = None if root is None else root / "media" / "photos" / "d19.jpg"

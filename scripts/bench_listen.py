@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from avatar.paths import shared_dir
+    from avatar.core.paths import shared_dir
     from drivers import media
     from drivers.listener.cues import speaker_cues
     from drivers.listener.pipeline import load_listener

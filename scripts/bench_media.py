@@ -23,7 +23,7 @@ import av
 import librosa
 import numpy as np
 
-from avatar.paths import shared_dir
+from avatar.core.paths import shared_dir
 from drivers import media
 from drivers.audio import AudioFeatureStream, audio_features
 

@@ -37,7 +37,7 @@ os.environ.setdefault("LIBGL_ALWAYS_SOFTWARE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from avatar.paths import shared_dir  # noqa: E402
+from avatar.core.paths import shared_dir  # noqa: E402
 from renderers import ops  # noqa: E402
 from renderers.camera import frame_points  # noqa: E402
 

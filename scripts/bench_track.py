@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.errors import AvatarInputError
-from avatar.paths import shared_dir
+from avatar.core.errors import AvatarInputError
+from avatar.core.paths import shared_dir
 from drivers.media import iter_frames
 from drivers.tracking import TrackerConfig, track_frames
 

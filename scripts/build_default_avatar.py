@@ -5,7 +5,7 @@
 
 Fits scikit-image's astronaut photo (Eileen Collins, NASA, public domain; the photo ``avatar demo`` fits) with
 the shipped face model and fitting pipeline, then stores what rendering needs compactly
-(:func:`drivers.listener.command.write_default_avatar`: float16 vertex offsets from the template, int8 morph
+(:func:`avatar.morphable.default_avatar.write_default_avatar`: float16 vertex offsets from the template, int8 morph
 targets, a ``texture-size``² texture). Rerun it after the face model or the fitting changes. The fit runs on one
 thread: its parallel sums add up in a varying order on more (0.1 mm, 0.7 texture levels apart run to run), and
 one thread makes the file reproducible exactly.
@@ -28,9 +28,9 @@ def build(out: Path, quality: str, texture_size: int, force: bool) -> dict:
         a summary (``path``, ``bytes``, ``fit``: the fit's landmark error, photometric PSNR and head model).
     """
     from avatar.api import load
-    from avatar.errors import AvatarInputError
-    from avatar.fitting.command import run_demo_fit
-    from drivers.listener.command import write_default_avatar
+    from avatar.commands.fit import run_demo_fit
+    from avatar.core.errors import AvatarInputError
+    from avatar.morphable.default_avatar import write_default_avatar
 
     if out.exists() and not force:
         raise AvatarInputError(f"{out} exists; pass --force to overwrite")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from avatar.errors import print_summary
+    from avatar.core.errors import print_summary
 
     return print_summary(lambda: build(args.out.resolve(), args.quality, args.texture_size, args.force), args.json)
 

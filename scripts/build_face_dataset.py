@@ -23,12 +23,17 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from avatar.errors import AvatarInputError
-from avatar.morphable.dataset import (
-    SampleCounts, build_folder_dataset, build_ict_dataset, default_cache_dir, read_mesh_folder, save_npz_atomic,
-)
+from avatar.core.errors import AvatarInputError
+from avatar.core.paths import CONFIGS_DIR
 from avatar.morphable.geometry import is_watertight
-from avatar.paths import CONFIGS_DIR
+from research.morphable.dataset import (
+    SampleCounts,
+    build_folder_dataset,
+    build_ict_dataset,
+    default_cache_dir,
+    read_mesh_folder,
+    save_npz_atomic,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

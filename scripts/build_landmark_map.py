@@ -21,7 +21,7 @@ Steps:
    offsets over the neutral frames are regressed on the head rotation; the constant part is added to the
    shipped layer's rest landmarks, both parts go to ``mediapipe_calibration.safetensors``;
 6. per-person head-rotation bias (with the calibration): 1-second clips of 720 other training identities
-   (seed 778; the evaluation's generator, :func:`drivers.tracking_eval.synthetic_sequences`) are rendered,
+   (seed 778; the evaluation's generator, :func:`research.tracking.evaluation.synthetic_sequences`) are rendered,
    H.264-encoded and tracked like a user's clip (MediaPipe in video mode), and each clip's constant error
    of the tracked head rotation is regressed on the tracker's estimate of the person (identity
    code and the principal directions of the person's free landmark offsets; ridge and directions chosen
@@ -42,14 +42,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import point_cloud_utils as pcu
+import torch
 from safetensors.torch import save_file
 from scipy.optimize import lsq_linear
 from threadpoolctl import threadpool_limits
 
-from avatar.errors import AvatarInputError
-from avatar.io import atomic_output_file, atomic_write_text
+from avatar.core.errors import AvatarInputError
+from avatar.core.geometry import similarity_transform
+from avatar.core.io import atomic_output_file, atomic_write_text
+from avatar.core.paths import shared_dir
 from avatar.morphable import gaze
 from avatar.morphable.ict import load_ict_facekit
 from avatar.morphable.landmarks import (
@@ -69,7 +71,6 @@ from avatar.morphable.landmarks import (
     landmark_regions,
     pose_features,
 )
-from avatar.paths import shared_dir
 
 FACE_GEOMETRY_VERTICES = 9409  # ICT geometry #0 "Face": vertices [0, 9408]
 NUM_IDENTITY_FIT = 40  # identity modes the alignment may use
@@ -92,21 +93,6 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
         elif parts[0] == "f":
             faces.append([int(p.split("/")[0]) - 1 for p in parts[1:4]])
     return np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64)
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
-    """Weighted similarity ``dst ≈ s R src + t`` (Umeyama 1991). Returns (s, R (3, 3), t (3,))."""
-    w = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64)
-    w = w / w.sum()
-    mu_s, mu_d = w @ src, w @ dst
-    xs, xd = src - mu_s, dst - mu_d
-    cov = (xd * w[:, None]).T @ xs
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rot = u @ d @ vt
-    var_s = (w * (xs**2).sum(1)).sum()
-    scale = float(np.trace(np.diag(sig) @ d) / var_s)
-    return scale, rot, mu_d - scale * rot @ mu_s
 
 
 def closest_points(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, face_ids: np.ndarray):
@@ -165,7 +151,7 @@ def build(ict, mp_vertices: np.ndarray) -> tuple[LandmarkMap, dict]:
 
     # 1. similarity from the 51 inner Multi-PIE points
     mp68 = np.array(MEDIAPIPE_68[17:])
-    s, rot, t = umeyama(mp_vertices[mp68], neutral[ict.landmarks_68[17:]])
+    rot, s, t = similarity_transform(mp_vertices[mp68], neutral[ict.landmarks_68[17:]])
     aligned = mp_vertices @ rot.T * s + t
     residual_68 = np.linalg.norm(aligned[mp68] - neutral[ict.landmarks_68[17:]], axis=1)
 
@@ -201,7 +187,7 @@ def build(ict, mp_vertices: np.ndarray) -> tuple[LandmarkMap, dict]:
         verts = neutral + np.tensordot(z, id_deltas, 1) + np.tensordot(w, exp_deltas, 1)
         # similarity of the canonical face onto the fitted head
         target = interp(verts, faces, tri, bary)
-        s, rot, t = umeyama(mp_vertices[:468], target, robust)
+        rot, s, t = similarity_transform(mp_vertices[:468], target, robust)
         aligned = mp_vertices @ rot.T * s + t
     tri, bary, dist = project(verts, aligned[:468])
     history.append(float(dist.mean()))
@@ -307,7 +293,7 @@ def calibrate(ict, landmark_map: LandmarkMap, num_identities: int, frames_per_id
     (ridge on the pose terms; two rounds, the second down-weighting frames beyond 2.5 robust sigmas).
     """
     from drivers.tracking import FaceMeshDetector
-    from drivers.tracking_eval import SyntheticFaceRenderer, calibration_residuals
+    from research.tracking.evaluation import SyntheticFaceRenderer, calibration_residuals
 
     renderer = SyntheticFaceRenderer(ict)
     with FaceMeshDetector(max_num_faces=1, static_image_mode=True) as detector:
@@ -363,8 +349,8 @@ def person_rotation_bias(
         biases (axis-angle, head frame), shape (N', 3), identity codes, shape (N', K), and the persons'
         free landmark offsets, shape (N', L, 3), for the N' clips with a face in at least half the frames.
     """
-    from drivers.landmark_fit import rodrigues
-    from drivers.tracking import FaceTracker, TrackerConfig, rotation_to_axis_angle
+    from avatar.core.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+    from drivers.tracking import FaceTracker, TrackerConfig
 
     biases, codes, offsets = [], [], []
     for clip, truth in zip(landmarks, rotations):
@@ -377,7 +363,7 @@ def person_rotation_bias(
             results += tracker.push_landmarks([lm] if ok else [], image_size)
         results += tracker.finish()
         errors = [
-            rotation_to_axis_angle(rodrigues(r.head_rotation).T @ rodrigues(t)) for r, t in zip(results, truth) if r.face_found
+            matrix_to_axis_angle(axis_angle_to_matrix(r.head_rotation).T @ axis_angle_to_matrix(t)) for r, t in zip(results, truth) if r.face_found
         ]  # fmt: skip
         biases.append(np.mean(errors, axis=0))
         codes.append(tracker.identity)
@@ -466,7 +452,7 @@ def rotation_bias_model(ict, layer: LandmarkLayer, calibration: dict, num_identi
     Returns:
         the model tensors (``identity_rotation``, ``offset_rotation``) and a report.
     """
-    from drivers.tracking_eval import SyntheticFaceRenderer, detect_rendered_clip, synthetic_sequences
+    from research.tracking.evaluation import SyntheticFaceRenderer, detect_rendered_clip, synthetic_sequences
 
     renderer = SyntheticFaceRenderer(ict)
     clips = synthetic_sequences(ict.expression_names, num_identities, num_frames, fps=30.0, seed=778)

@@ -33,8 +33,8 @@ def build(out: Path, force: bool) -> dict:
     """
     import av
 
-    from avatar.io import atomic_output_file
-    from drivers.listener.data_build import SyntheticVoice, synthesize
+    from avatar.core.io import atomic_output_file
+    from research.listener.data_build import SyntheticVoice, synthesize
 
     voice = SyntheticVoice("en-us", "m3", pitch=45, speed=170, amplitude=120)
     rate = 16000
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from avatar.errors import print_summary
+    from avatar.core.errors import print_summary
 
     return print_summary(lambda: build(args.out.resolve(), args.force), args.json)
 

@@ -2,9 +2,9 @@
 
     python scripts/build_listener_data.py OUT_DIR [--config configs/listener.yaml] [--media DIR] [--quick] [--force] [--json]
 
-``--media`` defaults to ``../shared/media`` (``avatar.paths.shared_dir()``); without it only synthetic
+``--media`` defaults to ``../shared/media`` (``avatar.core.paths.shared_dir()``); without it only synthetic
 speakers are made. ``--quick`` makes a tiny set (4 synthetic speakers of 20 s, no real clips) for smoke
-tests. See :mod:`drivers.listener.data_build` for what is made and the folder layout.
+tests. See :mod:`research.listener.data_build` for what is made and the folder layout.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON summary")
     args = parser.parse_args(argv)
 
-    from avatar.errors import AvatarInputError
-    from avatar.paths import shared_dir
-    from drivers.listener.data_build import DataBuildConfig, build_listener_data
+    from avatar.core.errors import AvatarInputError
+    from avatar.core.paths import shared_dir
+    from research.listener.data_build import DataBuildConfig, build_listener_data
 
     values = OmegaConf.to_container(OmegaConf.load(args.config).data)
     config = DataBuildConfig(**values)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
+from avatar.core.paths import ASSETS_DIR
 from avatar.morphable.ict import default_ict_path, load_ict_facekit
 from avatar.morphable.template import ARRAYS_FILE, META_FILE, SKIN_PARTS, TEMPLATE_DIR, neck_loop_order
-from avatar.paths import ASSETS_DIR
 
 PIVOT_DEFINITION = (
     "x = 0 (symmetry plane); y = mean y of landmarks_68[0] and landmarks_68[16] (ear height); "

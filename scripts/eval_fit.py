@@ -31,14 +31,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see a
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from avatar.errors import AvatarInputError  # noqa: E402
-from avatar.fitting.head import head_from_ict, load_head  # noqa: E402
-from avatar.fitting.metrics import now_errors, summary  # noqa: E402
+from avatar.core.errors import AvatarInputError  # noqa: E402
+from avatar.core.paths import shared_dir  # noqa: E402
 from avatar.fitting.pipeline import fit_photo  # noqa: E402
-from avatar.fitting.synthetic import render_synthetic  # noqa: E402
-from avatar.paths import shared_dir  # noqa: E402
+from avatar.morphable.head import head_from_ict, load_head  # noqa: E402
+from research.fitting.metrics import now_errors, summary  # noqa: E402
+from research.fitting.synthetic import render_synthetic  # noqa: E402
 
-HELD_OUT_IDENTITY_SEED = 21  # avatar.morphable.dataset.SPLIT_SEEDS["test"][0]
+HELD_OUT_IDENTITY_SEED = 21  # research.morphable.dataset.SPLIT_SEEDS["test"][0]
 SCENE_SEED = 2024
 # ``--split tune``: identities and scenes used nowhere else, for choosing the fitter's settings without
 # touching the reported (test) set.
@@ -53,7 +53,7 @@ def held_out_identities(count: int, dims: int, split: str = "test") -> np.ndarra
     if split == "tune":
         return sample_identity_codes(count, dims, np.random.default_rng(TUNE_IDENTITY_SEED))
     try:
-        from avatar.morphable.dataset import SPLIT_SEEDS
+        from research.morphable.dataset import SPLIT_SEEDS
 
         seed = SPLIT_SEEDS["test"][0]
     except (ImportError, KeyError):

@@ -4,7 +4,7 @@
                                      [--weights assets/generator] [--quick] [--json]
 
 Prompts: ``assets/generator/heldout_prompts.txt`` by default (held-out sentence frames and held-out
-attribute pairs, never seen together in training; ``avatar.generator.evaluation.heldout_prompts``),
+attribute pairs, never seen together in training; ``research.generator.evaluation.heldout_prompts``),
 or ``--prompts FILE`` with one prompt per line; each prompt's requested attributes are read with the
 caption vocabulary and scored with the attribute functions on the generated avatars.
 Held-out identities for the Fréchet distance and the edits are an independent draw (the config's
@@ -43,15 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from avatar.errors import AvatarInputError
-    from avatar.fitting.head import load_head
+    from avatar.core.errors import AvatarInputError
     from avatar.generator.attributes import AttributeMeter
-    from avatar.generator.data import DataConfig, sample_codes
-    from avatar.generator.evaluation import (LOCALITY_TOLERANCE, edit_locality, frechet_distance, mean_pairwise_distance,
-                                             score_prompts)
     from avatar.generator.pipeline import GeneratorPipeline
+    from avatar.morphable.head import load_head
+    from research.generator.data import DataConfig, sample_codes
+    from research.generator.evaluation import (
+        LOCALITY_TOLERANCE,
+        edit_locality,
+        frechet_distance,
+        mean_pairwise_distance,
+        score_prompts,
+    )
 
-    torch.set_num_threads(1)  # small tensors: a second thread only contends (see avatar.generator.command.single_thread)
+    torch.set_num_threads(1)  # small tensors: a second thread only contends (see avatar.core.threads.single_thread)
     pipeline = GeneratorPipeline.from_pretrained(args.weights)
     settings = pipeline.settings
     if args.guidance_mode is not None:

@@ -11,7 +11,7 @@ clip (seed = listener number; ``--style caption`` gives it the teacher listener'
 generates unconditionally; ``--speakers N`` evaluates N of the held-out speakers, evenly spread over the list, for
 quick iterations). Baselines, computed in the same run: a random training clip, nearest-neighbour
 retrieval on speaker features (training cue windows), and mirroring the speaker. Metrics
-(:func:`drivers.listener.metrics.evaluate_listener`): per-clip FD and paired FD on speaker‖listener, MSE,
+(:func:`research.listener.metrics.evaluate_listener`): per-clip FD and paired FD on speaker‖listener, MSE,
 SI-diversity (k-means fitted on the ground truth), Var and rPCC, for expression and pose; plus
 responsiveness (share of speaker pauses followed by a nod within 1 s) next to the teacher's.
 ``teacher_resampled`` (the ``teacher*`` row) is a reference, not a baseline: the same teacher with the ground
@@ -59,10 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)  # tiny matrices on a shared 2-core machine
-    from drivers.listener import motion_to_codes
+    from avatar.core.code_layout import motion_to_codes
+    from avatar.core.motion import Motion
     from drivers.listener.cues import SpeakerCues
-    from drivers.listener.data_build import load_manifest
-    from drivers.listener.metrics import (
+    from drivers.listener.pipeline import SamplingConfig, load_listener
+    from drivers.listener.stream import listen
+    from drivers.listener.style import ListenerStyle
+    from research.listener.data_build import load_manifest
+    from research.listener.metrics import (
         evaluate_listener,
         fit_reference_clusters,
         ground_truth_reference,
@@ -72,10 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         responsiveness,
         speaker_codes,
     )
-    from drivers.listener.pipeline import SamplingConfig, load_listener
-    from drivers.listener.stream import listen
-    from drivers.listener.teacher import ListenerStyle, ListenerTeacher
-    from drivers.motion import Motion
+    from research.listener.teacher import ListenerTeacher
 
     start = time.time()
     pipeline = load_listener(args.weights)

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from avatar.morphable.api import WEIGHTS_DIR, FaceModel
-from avatar.morphable.dataset import ict_pairs, ict_split_codes
 from avatar.morphable.geometry import close_neck
 from avatar.morphable.ict import linear_vertices, load_ict_facekit
-from avatar.morphable.metrics import surface_metrics
 from avatar.morphable.texture import landmark_uv, parametric_albedo, region_masks
+from research.morphable.dataset import ict_pairs, ict_split_codes
+from research.morphable.metrics import surface_metrics
 
 
 def skin_mesh(ict, vertices: np.ndarray, loop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,7 +134,7 @@ def render_grid(weights: Path, out_dir: Path, identities: int, expressions: int,
 
     from PIL import Image
 
-    from avatar.io import atomic_write_bytes
+    from avatar.core.io import atomic_write_bytes
     from renderers.camera import frame_points
     from renderers.lighting import default_sh
     from renderers.mesh import render_mesh, to_uint8_image

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from avatar.errors import AvatarInputError
-from avatar.paths import REPO_ROOT, shared_dir
+from avatar.core.errors import AvatarInputError
+from avatar.core.paths import REPO_ROOT, shared_dir
 from drivers.tracking import TrackerConfig, track_landmarks, track_video
-from drivers.tracking_eval import (
+from research.tracking.evaluation import (
     SyntheticFaceRenderer,
     audio_rms_per_frame,
     load_blendshape_golden,
@@ -107,10 +107,9 @@ def synthetic(args, shared: Path) -> dict:
 
 def _constant_offset_deg(estimate: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """A clip's constant orientation error: mean of ``log(R_est R_trueᵀ)`` (degrees about x pitch, y yaw, z roll)."""
-    from drivers.landmark_fit import rodrigues
-    from drivers.tracking import rotation_to_axis_angle
+    from avatar.core.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 
-    return np.degrees(np.mean([rotation_to_axis_angle(rodrigues(e) @ rodrigues(t).T) for e, t in zip(estimate, truth)], axis=0))
+    return np.degrees(np.mean([matrix_to_axis_angle(axis_angle_to_matrix(e) @ axis_angle_to_matrix(t).T) for e, t in zip(estimate, truth)], axis=0))
 
 
 def golden(shared: Path) -> dict:

@@ -19,16 +19,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from avatar.errors import AvatarInputError
-from avatar.io import atomic_write_bytes
+from avatar.core.errors import AvatarInputError
+from avatar.core.io import atomic_write_bytes
+from avatar.core.paths import REPO_ROOT
 from avatar.morphable.api import WEIGHTS_DIR, FaceModel
-from avatar.morphable.dataset import ict_split_codes
 from avatar.morphable.geometry import close_neck
 from avatar.morphable.ict import linear_vertices, load_ict_facekit
-from avatar.paths import REPO_ROOT
 from renderers.camera import frame_points
 from renderers.lighting import default_sh
 from renderers.mesh import render_mesh, to_uint8_image
+from research.morphable.dataset import ict_split_codes
 
 BACKGROUND = (1.0, 1.0, 1.0)
 

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from avatar.io import atomic_write_bytes
+from avatar.core.io import atomic_write_bytes
+from avatar.core.paths import REPO_ROOT
 from avatar.morphable.template import load_template
-from avatar.paths import REPO_ROOT
 from renderers.camera import frame_points
 from renderers.lighting import default_sh
 from renderers.mesh import render_mesh, to_uint8_image

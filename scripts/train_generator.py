@@ -39,14 +39,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from avatar.fitting.head import load_head
     from avatar.generator.attributes import AttributeMeter
-    from avatar.generator.command import head_fingerprint
-    from avatar.generator.data import DataConfig, build_dataset
-    from avatar.generator.evaluation import heldout_prompts
+    from avatar.generator.bundles import head_fingerprint
     from avatar.generator.model import DenoiserConfig
     from avatar.generator.pipeline import GeneratorPipeline, GeneratorSettings
-    from avatar.generator.training import TrainConfig, train_denoiser
+    from avatar.morphable.head import load_head
+    from research.generator.data import DataConfig, build_dataset
+    from research.generator.evaluation import heldout_prompts
+    from research.generator.training import TrainConfig, train_denoiser
 
     config = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True)
     train_config = TrainConfig(**config["train"])

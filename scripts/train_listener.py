@@ -36,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from drivers.listener.data_build import load_manifest
     from drivers.listener.model import ListenerModelConfig
     from drivers.listener.pipeline import SamplingConfig, StyleEncoder
-    from drivers.listener.training import TrainingConfig, all_style_captions, train_listener
+    from research.listener.data_build import load_manifest
+    from research.listener.training import TrainingConfig, all_style_captions, train_listener
 
     config = OmegaConf.to_container(OmegaConf.load(args.config))
     training = TrainingConfig(**config["training"])
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "sampling": asdict(sampling),
         "training": {**asdict(training), "steps_done": steps_done},
         "trained_on": {
-            "teacher": "drivers.listener.teacher (rule-based behavioural listener), sampled styles",
+            "teacher": "research.listener.teacher (rule-based behavioural listener), sampled styles",
             "train_speakers": len(manifest["train_speakers"]),
             "held_out_speakers": manifest["held_out_speakers"],
             "train_streams": len(train_streams),

@@ -28,17 +28,32 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from avatar.errors import AvatarInputError
-from avatar.morphable.dataset import SampleCounts, build_folder_dataset, default_cache_dir, load_npz, read_mesh_folder, save_npz_atomic
+from avatar.core.errors import AvatarInputError
+from avatar.core.paths import CONFIGS_DIR
 from avatar.morphable.api import WEIGHTS_DIR
 from avatar.morphable.io import build_model, build_texture_decoder, load_weights, save_weights
 from avatar.morphable.template import load_template
 from avatar.morphable.texture import landmark_uv, region_masks
-from avatar.morphable.training import (
-    Checkpoint, canonical_samples, fit_canonical_pyramid, fit_explicit_parts, fit_folder, new_model,
-    refine_canonical, to_torch_samples, train_deformation, train_texture,
+from research.morphable.dataset import (
+    SampleCounts,
+    build_folder_dataset,
+    default_cache_dir,
+    load_npz,
+    read_mesh_folder,
+    save_npz_atomic,
 )
-from avatar.paths import CONFIGS_DIR
+from research.morphable.training import (
+    Checkpoint,
+    canonical_samples,
+    fit_canonical_pyramid,
+    fit_explicit_parts,
+    fit_folder,
+    new_model,
+    refine_canonical,
+    to_torch_samples,
+    train_deformation,
+    train_texture,
+)
 
 
 def load_config(path: Path, overrides: list[str]) -> dict:
@@ -58,7 +73,7 @@ def logger(stream=sys.stderr):
 
 def train_ict(cfg: dict, run_dir: Path, cache_dir: Path, resume: bool, minutes: float | None, log) -> tuple:
     from avatar.morphable.ict import load_ict_facekit
-    from avatar.morphable.teacher import build_teacher
+    from research.morphable.teacher import build_teacher
 
     t_start = time.time()
     mc, tc, dc = cfg["model"], cfg["train"], cfg["data"]

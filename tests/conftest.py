@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from avatar.paths import shared_dir
+from avatar.core.paths import shared_dir
 
 
 @pytest.fixture(scope="session")

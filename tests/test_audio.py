@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from drivers import media
 from drivers.audio import (
     AudioFeatureConfig,

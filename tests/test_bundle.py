@@ -1,4 +1,4 @@
-"""avatar.bundle and avatar.api.Avatar: write/read round trip, exports valid and re-loadable, rendering."""
+"""avatar.core.bundle and avatar.api.Avatar: write/read round trip, exports valid and re-loadable, rendering."""
 
 from __future__ import annotations
 
@@ -11,8 +11,17 @@ import torch
 import trimesh
 
 from avatar.api import Avatar, load
-from avatar.bundle import GLB_FILE, JSON_FILE, OBJ_FILE, TENSOR_FILE, TEXTURE_FILE, AvatarBundle, read_bundle, write_bundle
-from avatar.errors import AvatarInputError
+from avatar.core.bundle import (
+    GLB_FILE,
+    JSON_FILE,
+    OBJ_FILE,
+    TENSOR_FILE,
+    TEXTURE_FILE,
+    AvatarBundle,
+    read_bundle,
+    write_bundle,
+)
+from avatar.core.errors import AvatarInputError
 from avatar.morphable.template import load_template
 from avatar.morphable.uv_atlas import atlas_layout
 

@@ -10,10 +10,10 @@ import pygltflib
 import pytest
 import trimesh
 
-from avatar.errors import AvatarInputError
-from avatar.export.gltf import glb_bytes, write_glb
-from avatar.export.mesh import TexturedMesh, split_uv_seams
-from avatar.paths import REPO_ROOT
+from avatar.core.errors import AvatarInputError
+from avatar.core.export.gltf import glb_bytes, write_glb
+from avatar.core.export.mesh import TexturedMesh, split_uv_seams
+from avatar.core.paths import REPO_ROOT
 
 # .ci/run installs the npm package here (ignored by git); the tests skip without Node or the package.
 VALIDATOR_MODULE = REPO_ROOT / "cache" / "node" / "node_modules" / "gltf-validator"

@@ -4,15 +4,13 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from avatar.errors import AvatarInputError
-from avatar.export.livelink import (
+from avatar.core.errors import AvatarInputError
+from avatar.core.export.livelink import (
     BLENDSHAPE_COUNT,
     EYE_PITCH_RANGE,
     EYE_YAW_RANGE,
     HEADER,
     LIVE_LINK_BLENDSHAPES,
-    arkit52_from_expression,
-    expression_from_arkit52,
     eye_angles,
     format_timecode,
     head_angles,
@@ -21,7 +19,8 @@ from avatar.export.livelink import (
     read_livelink_csv,
     write_livelink_csv,
 )
-from drivers.motion import EXPRESSION_NAMES, Motion
+from avatar.core.expressions import EXPRESSION_NAMES, arkit_from_expression, expression_from_arkit
+from avatar.core.motion import Motion
 
 # The header row of a Live Link Face take, as the app writes it.
 APP_HEADER = (
@@ -61,12 +60,12 @@ def test_arkit52_merges_pairs_and_zeroes_tongue():
     weights[0, _index("cheekPuff_R")] = 1.0
     weights[0, _index("eyeBlink_L")] = 0.9
     weights[0, _index("jawRight")] = 1.5  # clipped
-    arkit = arkit52_from_expression(weights)[0]
+    arkit = arkit_from_expression(weights)[0]
     column = dict(zip(LIVE_LINK_BLENDSHAPES, arkit))
     assert column["BrowInnerUp"] == pytest.approx(0.4) and column["CheekPuff"] == pytest.approx(0.5)
     assert column["EyeBlinkLeft"] == pytest.approx(0.9) and column["EyeBlinkRight"] == 0
     assert column["JawRight"] == 1.0 and column["TongueOut"] == 0
-    back = expression_from_arkit52(arkit[None])[0]
+    back = expression_from_arkit(arkit[None])[0]
     assert back[_index("browInnerUp_L")] == back[_index("browInnerUp_R")] == pytest.approx(0.4)
 
 
@@ -118,7 +117,7 @@ def test_csv_round_trip(tmp_path):
     assert lines[1].startswith("00:00:00:00.000,61,") and lines[31].startswith("00:00:01:00.000,61,")
     take = read_livelink_csv(path, fps=30.0)
     np.testing.assert_allclose(take.time, motion.time, atol=1e-9)
-    np.testing.assert_allclose(take.blendshapes, arkit52_from_expression(motion.weights), atol=1e-6)
+    np.testing.assert_allclose(take.blendshapes, arkit_from_expression(motion.weights), atol=1e-6)
     np.testing.assert_allclose(take.angles[:, :3], head_angles(motion.head_rotation), atol=1e-6)
     np.testing.assert_allclose(take.angles[:, 3:], eye_angles(motion.weights), atol=1e-6)
     back = take.to_motion(fps=30.0)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import trimesh
 from PIL import Image
-
-from avatar.errors import AvatarInputError
-from avatar.export.mesh import TexturedMesh, encode_png, texture_to_uint8
-from avatar.export.obj import write_obj
 from test_export_gltf import cube_mesh  # tests/ is on sys.path under pytest's default import mode
+
+from avatar.core.errors import AvatarInputError
+from avatar.core.export.mesh import TexturedMesh, encode_png, texture_to_uint8
+from avatar.core.export.obj import write_obj
 
 
 def test_obj_round_trip_with_texture(tmp_path):

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
+from avatar.core.expressions import EXPRESSION_NAMES
 from drivers import media
 from drivers.face_mesh import DetectedFaces, FaceMeshDetector, FaceMeshProcess, detect_ahead, detect_clip
-from drivers.motion import EXPRESSION_NAMES
 
 
 @pytest.fixture(scope="module")
 def face_clip(tmp_path_factory):
     """Two seconds of the built-in avatar nodding and opening its mouth, 192² at 30 fps."""
-    from drivers.listener.command import default_avatar
-    from drivers.listener.render import ListenerRenderer
+    from avatar.api import default_avatar
+    from avatar.core.code_render import CodeRenderer
 
-    renderer = ListenerRenderer(default_avatar(), 192, batch=16)
+    renderer = CodeRenderer(default_avatar(), 192, batch=16)
     t = torch.arange(60, dtype=torch.float32) / 30
     codes = torch.zeros(60, 59)
     codes[:, EXPRESSION_NAMES.index("jawOpen")] = 0.5 + 0.5 * torch.sin(2 * np.pi * t)

@@ -14,14 +14,14 @@ import skimage.data
 import torch
 from PIL import Image
 
-from avatar.errors import AvatarInputError
-from avatar.fitting.command import run_fit_command
+from avatar.commands.fit import run_fit_command
+from avatar.core.errors import AvatarInputError
 from avatar.fitting.detect import observe_face
 
 
 @pytest.fixture(scope="module")
 def head():
-    from avatar.fitting.head import load_head
+    from avatar.morphable.head import load_head
 
     try:
         return load_head()
@@ -129,7 +129,7 @@ def test_cli_exit_code_2(tmp_path, capfd):
 
 def test_fit_real_photo_writes_a_valid_bundle(tmp_path, shared, head):
     from avatar.api import load
-    from avatar.bundle import read_bundle
+    from avatar.core.bundle import read_bundle
 
     photo = shared / "media" / "photos" / "d19.jpg"
     stages = []
@@ -177,9 +177,9 @@ def test_exif_rotated_grayscale_photo_reports_upright_coordinates(tmp_path, head
 
 
 def test_synthetic_fit_recovers_shape_better_than_the_mean(head):
-    from avatar.fitting.metrics import now_errors
     from avatar.fitting.pipeline import fit_photo
-    from avatar.fitting.synthetic import render_synthetic
+    from research.fitting.metrics import now_errors
+    from research.fitting.synthetic import render_synthetic
 
     skin = head.faces.numpy()[head.part_face_mask(("M_Face",))]
     sample = render_synthetic(head, np.random.default_rng(5), max_yaw_deg=20.0)

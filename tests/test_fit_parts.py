@@ -10,13 +10,22 @@ import pytest
 import torch
 
 import renderers as dr
+from avatar.core.geometry import similarity_transform
 from avatar.fitting.camera import Crop, fit_camera, intrinsics
 from avatar.fitting.masks import face_skin_mask, skin_colour_mask
-from avatar.fitting.metrics import now_errors, similarity
 from avatar.fitting.optimize import Adam, pinhole, solve_lighting
 from avatar.fitting.texture import pull_push
 from avatar.morphable.template import load_template
-from avatar.morphable.uv_atlas import ATLAS_REGIONS, FACE_REGION, atlas_layout, atlas_to_tile, mirror_face_uv, region_of_part, tile_to_atlas
+from avatar.morphable.uv_atlas import (
+    ATLAS_REGIONS,
+    FACE_REGION,
+    atlas_layout,
+    atlas_to_tile,
+    mirror_face_uv,
+    region_of_part,
+    tile_to_atlas,
+)
+from research.fitting.metrics import now_errors
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +157,7 @@ def test_similarity_recovers_transform():
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
     q *= np.sign(np.linalg.det(q))
     dst = 2.5 * src @ q.T + np.array([1.0, 2.0, 3.0])
-    s, r, t = similarity(src, dst)
+    r, s, t = similarity_transform(src, dst)
     assert s == pytest.approx(2.5) and np.allclose(r, q) and np.allclose(t, [1, 2, 3])
 
 
@@ -180,8 +189,8 @@ def test_face_skin_mask_covers_the_face_but_not_the_eyes():
 
 def test_face_model_bases_match_template_mode(template):
     """The adapter's explicit bases reproduce the implicit model's template mode exactly."""
-    from avatar.fitting.head import face_model_bases
     from avatar.morphable.api import FaceModel
+    from avatar.morphable.head import face_model_bases
     from avatar.morphable.io import build_model
     from avatar.morphable.texture import TextureDecoder
 
@@ -203,8 +212,8 @@ def test_face_model_bases_match_template_mode(template):
 
 def test_skin_model_albedo_prior_keeps_geometry_and_saturates():
     """The fitter's albedo prior is the bounded parametric skin model; geometry and atlas are unchanged."""
-    from avatar.fitting.head import load_head, with_skin_model_albedo
     from avatar.fitting.optimize import FitConfig
+    from avatar.morphable.head import load_head, with_skin_model_albedo
 
     head = load_head("face_model")
     skin = with_skin_model_albedo(head)
@@ -230,7 +239,7 @@ def test_import_mediapipe_defers_pyplot_until_used():
 
     code = (
         "import sys\n"
-        "from avatar.mediapipe_import import import_mediapipe\n"
+        "from avatar.core.mediapipe_import import import_mediapipe\n"
         "mp = import_mediapipe()\n"
         "assert 'matplotlib' not in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
         "assert mp.solutions.face_mesh.FaceMesh is not None\n"

@@ -12,11 +12,25 @@ import pytest
 import torch
 from torch import nn
 
-from avatar.errors import AvatarInputError
-from avatar.generator.attributes import (ATTRIBUTES, GEOMETRY_ATTRIBUTES, AttributeMeter, geometry_attributes,
-                                         mesh_attributes, texture_attributes, texture_sample_uv)
-from avatar.generator.captions import (HELDOUT_PAIRS, MAX_PROMPT_CHARS, AttributeBins, CaptionWriter, Mention,
-                                       check_prompt, parse_prompt, split_clauses)
+from avatar.core.errors import AvatarInputError
+from avatar.generator.attributes import (
+    ATTRIBUTES,
+    GEOMETRY_ATTRIBUTES,
+    AttributeMeter,
+    geometry_attributes,
+    mesh_attributes,
+    texture_attributes,
+)
+from avatar.generator.captions import (
+    HELDOUT_PAIRS,
+    MAX_PROMPT_CHARS,
+    AttributeBins,
+    CaptionWriter,
+    Mention,
+    check_prompt,
+    parse_prompt,
+    split_clauses,
+)
 from avatar.generator.model import DenoiserConfig, IdentityDenoiser
 from avatar.generator.pipeline import DDIMSampler, GeneratorPipeline, GeneratorSettings
 
@@ -27,7 +41,7 @@ SCHEDULER = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", 
 # ----------------------------------------------------------------------------------------------- fixtures
 def _synthetic_head(geo_dim: int = 100):
     """A linear head on the shipped template: identity modes are small random affine maps of the mean."""
-    from avatar.fitting.head import HeadModel, parametric_texture_decoder, pupil_atlas_uv
+    from avatar.morphable.head import HeadModel, parametric_texture_decoder, pupil_atlas_uv
     from avatar.morphable.template import load_template
     from avatar.morphable.uv_atlas import atlas_layout
 
@@ -356,8 +370,8 @@ def test_edit_keeps_unmentioned_attributes(pipeline, meter):
 
 # ----------------------------------------------------------------------------------------------- commands
 def test_generate_and_edit_commands_write_bundles(tmp_path, pipeline, head):
-    from avatar.bundle import read_bundle
-    from avatar.generator.command import run_edit_command, run_generate_command
+    from avatar.commands.generate import run_edit_command, run_generate_command
+    from avatar.core.bundle import read_bundle
 
     out = tmp_path / "one.avatar"
     result = run_generate_command("a woman with a round face and a small nose", n=1, seed=2, out_dir=out,
@@ -391,7 +405,7 @@ def test_generate_and_edit_commands_write_bundles(tmp_path, pipeline, head):
 
 
 def test_bad_prompts_fail_before_any_output(tmp_path, pipeline, head):
-    from avatar.generator.command import run_generate_command
+    from avatar.commands.generate import run_generate_command
 
     target = tmp_path / "x.avatar"
     for text, message in (("x" * 10_000, "characters"), ("Ein Gesicht", None), ("長い鼻の男性", "English"),
@@ -421,7 +435,7 @@ def test_fit_code_prior_replaces_the_gaussian_term(pipeline):
 
 
 def test_fit_rejects_an_unknown_prior_before_any_work(tmp_path):
-    from avatar.fitting.command import run_fit_command
+    from avatar.commands.fit import run_fit_command
 
     photo = tmp_path / "face.png"
     photo.write_bytes(b"not read")
@@ -434,7 +448,7 @@ def test_head_mismatch_is_reported(pipeline, head, meter):
     """Generated avatars say so when the installed head is not the one the generator was trained on."""
     from dataclasses import replace
 
-    from avatar.generator.command import head_fingerprint, head_mismatch
+    from avatar.generator.bundles import head_fingerprint, head_mismatch
 
     print_ = head_fingerprint(meter, 100, 12)
     assert np.asarray(print_).shape == (4, len(ATTRIBUTES))
@@ -477,7 +491,7 @@ def test_composable_and_joint_guidance(pipeline):
 
 def test_bad_options_fail_before_loading_anything(tmp_path):
     """No pipeline or head is passed: the options are rejected before the models would load."""
-    from avatar.generator.command import run_edit_command, run_generate_command
+    from avatar.commands.generate import run_edit_command, run_generate_command
 
     for guidance in (-1.0, 50.0, float("nan")):
         with pytest.raises(AvatarInputError, match="--guidance"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from avatar.generator.attributes import ATTRIBUTES, AttributeMeter
 from avatar.generator.pipeline import WEIGHTS_DIR, GeneratorPipeline
 
@@ -31,13 +31,13 @@ def pipeline():
 
 @pytest.fixture(scope="module")
 def head(pipeline):
-    from avatar.fitting.head import load_head
+    from avatar.morphable.head import load_head
 
     try:
         head = load_head("auto")
     except AvatarInputError as error:
         pytest.skip(str(error))
-    from avatar.generator.command import head_mismatch
+    from avatar.generator.bundles import head_mismatch
 
     mismatch = head_mismatch(pipeline, head, AttributeMeter.from_head(head))
     if mismatch:  # weights for another head model: retrain with scripts/train_generator.py
@@ -108,7 +108,7 @@ def test_cli_generate_and_edit_end_to_end(tmp_path, pipeline, head):
     """``avatar generate "TEXT"`` and ``avatar edit`` in a fresh process with the shipped weights."""
     import json
 
-    from avatar.bundle import read_bundle
+    from avatar.core.bundle import read_bundle
 
     result = _run_cli("generate", "a man with a long face and a wide nose", "--seed", "3", "-o", "long.avatar",
                       cwd=tmp_path)
@@ -144,10 +144,10 @@ def test_cli_bad_prompts_exit_2_with_one_line(tmp_path, text, words):
 def test_fit_with_the_generator_prior_then_edit_the_fit(tmp_path, shared, pipeline, head, monkeypatch):
     """``avatar fit --prior generator`` writes a normal bundle; ``avatar edit`` of that fitted bundle moves what the
     text asks and keeps the photo texture's detail (texture edits multiply it by the albedo model's change)."""
-    from avatar.bundle import read_bundle
+    from avatar.commands.fit import run_fit_command
+    from avatar.commands.generate import run_edit_command
+    from avatar.core.bundle import read_bundle
     from avatar.fitting import optimize
-    from avatar.fitting.command import run_fit_command
-    from avatar.generator.command import run_edit_command
 
     # a short fit: this test is about the prior's plumbing and editing a fitted bundle, not fit quality
     short = optimize.FitConfig(landmark_steps=80, pose_only_steps=30, photometric_steps=4, render_size=96,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.errors import AvatarInputError
-from avatar.morphable.ict import NUM_EXPRESSIONS, load_ict_facekit, linear_vertices
+from avatar.core.errors import AvatarInputError
+from avatar.morphable.ict import NUM_EXPRESSIONS, linear_vertices, load_ict_facekit
 
 
 @pytest.fixture(scope="module")

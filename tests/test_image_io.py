@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from avatar.fitting.image_io import MAX_WORK_SIDE, load_photo
 
 

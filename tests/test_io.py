@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from avatar.errors import AvatarInputError
-from avatar.io import atomic_output_dir, atomic_output_file, atomic_write_bytes, atomic_write_text
+from avatar.core.errors import AvatarInputError
+from avatar.core.io import atomic_output_dir, atomic_output_file, atomic_write_bytes, atomic_write_text
 
 
 def _siblings(folder):

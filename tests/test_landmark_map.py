@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from avatar.morphable import gaze
 from avatar.morphable.landmarks import (
     FACE_OVAL,
@@ -174,7 +174,7 @@ def test_rotation_bias_regression_recovers_a_linear_model():
     """scripts/build_landmark_map.py step 6: cross-validated ridge on identity code + offset directions."""
     import importlib.util
 
-    from avatar.paths import REPO_ROOT
+    from avatar.core.paths import REPO_ROOT
 
     spec = importlib.util.spec_from_file_location("build_landmark_map", REPO_ROOT / "scripts" / "build_landmark_map.py")
     build = importlib.util.module_from_spec(spec)

@@ -1,4 +1,4 @@
-"""drivers.listener.command: `avatar listen` outputs, errors, seeds, real clips."""
+"""`avatar listen` (avatar.commands.listen → drivers.listener.clip_listener): outputs, errors, seeds, real clips."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import pytest
 import soundfile
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.api import default_avatar
+from avatar.commands.listen import run_listen_command
+from avatar.core.code_layout import CODE_DIM
+from avatar.core.errors import AvatarInputError
+from avatar.core.motion import Motion
 from drivers import media
-from drivers.listener import CODE_DIM
-from drivers.listener.command import default_avatar, output_paths, run_listen_command
+from drivers.listener.clip_listener import output_paths
 from drivers.listener.model import ListenerDenoiser, ListenerModelConfig
 from drivers.listener.pipeline import ListenerPipeline, SamplingConfig, default_listener_dir
-from drivers.motion import Motion
 
 SR = 16000
 
@@ -48,12 +50,12 @@ def _decoded(path):
 
 
 def test_default_avatar_renders():
-    from drivers.listener.render import ListenerRenderer
+    from avatar.core.code_render import CodeRenderer
 
     avatar = default_avatar()
     codes = torch.zeros(2, CODE_DIM)
     codes[1, 10:12] = 1.0  # eyes closed
-    frames = ListenerRenderer(avatar, 64).render(codes)
+    frames = CodeRenderer(avatar, 64).render(codes)
     assert frames.shape == (2, 64, 64, 3) and frames.dtype == np.uint8
     assert (frames[0] != 255).any()  # the head is drawn over the white background
     assert not np.array_equal(frames[0], frames[1])
@@ -61,13 +63,11 @@ def test_default_avatar_renders():
 
 def test_write_default_avatar_round_trip(tmp_path, monkeypatch):
     """What scripts/build_default_avatar.py writes loads back as the same avatar (within its quantisation)."""
-    import drivers.listener.pipeline as pipeline
-    from drivers.listener.command import DEFAULT_AVATAR_FILE, write_default_avatar
+    from avatar.morphable.default_avatar import read_default_avatar, write_default_avatar
 
     avatar = default_avatar()
-    write_default_avatar(avatar.bundle, tmp_path / DEFAULT_AVATAR_FILE, texture_size=64)
-    monkeypatch.setattr(pipeline, "default_listener_dir", lambda: tmp_path)
-    again = default_avatar().bundle
+    write_default_avatar(avatar.bundle, tmp_path / "default_avatar.npz", texture_size=64)
+    again = read_default_avatar(tmp_path / "default_avatar.npz")
     assert torch.allclose(again.vertices, avatar.bundle.vertices, atol=1e-2)
     step = avatar.bundle.expression_deltas.abs().amax(dim=(1, 2)) / 127.0  # int8 step per expression
     assert ((again.expression_deltas - avatar.bundle.expression_deltas).abs().amax(dim=(1, 2)) <= step * 0.51 + 1e-6).all()
@@ -76,10 +76,10 @@ def test_write_default_avatar_round_trip(tmp_path, monkeypatch):
 
 def test_listener_renderer_frames_camera_and_threads():
     """The drawing threads' path (parallel=False) gives the same frames; the framing is the avatar's."""
-    from drivers.listener.render import ListenerRenderer
+    from avatar.core.code_render import CodeRenderer
 
     avatar = default_avatar()
-    renderer = ListenerRenderer(avatar, 48, batch=3)
+    renderer = CodeRenderer(avatar, 48, batch=3)
     camera = avatar._default_camera((48, 48))
     assert torch.equal(renderer.camera.view, camera.view) and torch.equal(renderer.camera.projection, camera.projection)
     codes = torch.zeros(5, CODE_DIM)
@@ -94,16 +94,16 @@ def test_listener_renderer_frames_camera_and_threads():
 def test_rotation_matrices_equal_kornia():
     from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
-    from drivers.motion import rotation_matrices
+    from avatar.core.geometry import axis_angle_to_matrix
 
     generator = torch.Generator().manual_seed(0)
     for scale in (0.0, 1e-6, 1e-3, 0.05, 1.0, 3.0):
         rotation = torch.randn(64, 3, generator=generator, dtype=torch.float64) * scale
         expected = axis_angle_to_rotation_matrix(rotation)
-        torch.testing.assert_close(rotation_matrices(rotation), expected, atol=1e-12, rtol=0)
-        torch.testing.assert_close(rotation_matrices(rotation.float()), expected.float(), atol=1e-6, rtol=0)
+        torch.testing.assert_close(axis_angle_to_matrix(rotation), expected, atol=1e-12, rtol=0)
+        torch.testing.assert_close(axis_angle_to_matrix(rotation.float()), expected.float(), atol=1e-6, rtol=0)
     batched = torch.randn(2, 5, 3, generator=generator)
-    assert torch.equal(rotation_matrices(batched)[1], rotation_matrices(batched[1]))
+    assert torch.equal(axis_angle_to_matrix(batched)[1], axis_angle_to_matrix(batched[1]))
 
 
 def test_listen_path_does_not_import_kornia():
@@ -112,13 +112,13 @@ def test_listen_path_does_not_import_kornia():
     import sys
 
     code = ("import sys\n"
-            "import avatar.api, avatar.export.livelink, drivers.listener.command, drivers.listener.metrics\n"
-            "import drivers.listener.pipeline, drivers.listener.render, drivers.listener.stream, drivers.tracking\n"
-            "from drivers.listener.command import default_avatar\n"
-            "from drivers.listener.render import ListenerRenderer\n"
-            "from drivers.listener.metrics import detect_nods\n"
+            "import avatar.api, avatar.core.export.livelink, avatar.commands.listen, drivers.listener.clip_listener\n"
+            "import drivers.listener.pipeline, avatar.core.code_render, drivers.listener.stream, drivers.tracking\n"
+            "from avatar.api import default_avatar\n"
+            "from avatar.core.code_render import CodeRenderer\n"
+            "from drivers.listener.events import detect_nods\n"
             "import torch\n"
-            "ListenerRenderer(default_avatar(), 32).render(torch.zeros(2, 59))\n"
+            "CodeRenderer(default_avatar(), 32).render(torch.zeros(2, 59))\n"
             "detect_nods(torch.zeros(90, 3))\n"
             "assert 'kornia' not in sys.modules, [m for m in sys.modules if m.startswith('kornia')][:3]\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -197,7 +197,7 @@ def test_listen_codes_equal_the_one_thread_stream(tmp_path, shared, small_listen
     """Tracking on its own thread and drawing on others leave the codes bit-identical to a plain stream."""
     from threadpoolctl import threadpool_limits
 
-    from drivers.listener.command import TRACKING_STRIDE
+    from drivers.listener.clip_listener import TRACKING_STRIDE
     from drivers.listener.stream import ListenerStream
 
     clip = shared / "media" / "videos" / "pyfeat_single_face.mp4"
@@ -265,7 +265,7 @@ def test_listen_real_speech_clip(tmp_path, shared, shipped_weights):
 
 def test_listen_silent_clip_is_idle_but_alive(tmp_path, shared, shipped_weights):
     """d18 (7.2 s, an audio track of pure silence): blinks and sway, no nods."""
-    from drivers.listener.metrics import detect_nods
+    from drivers.listener.events import detect_nods
 
     result = run_listen_command(shared / "media" / "videos" / "d18.mp4", out=tmp_path / "s.mp4", size=32)
     motion = Motion.load(result.motion)
@@ -305,10 +305,10 @@ def test_cli_listen_writes_the_outputs(tmp_path, speech_wav, small_listener, cap
 
 
 def test_failure_while_listening_leaves_nothing(tmp_path, speech_wav, small_listener, monkeypatch):
-    from drivers.listener.render import ListenerRenderer
+    from avatar.core.code_render import CodeRenderer
 
     calls = {"n": 0}
-    original = ListenerRenderer.render
+    original = CodeRenderer.render
 
     def failing(self, codes, parallel=True):
         calls["n"] += 1
@@ -316,7 +316,7 @@ def test_failure_while_listening_leaves_nothing(tmp_path, speech_wav, small_list
             raise RuntimeError("renderer failed")
         return original(self, codes, parallel)
 
-    monkeypatch.setattr(ListenerRenderer, "render", failing)
+    monkeypatch.setattr(CodeRenderer, "render", failing)
     out = tmp_path / "run" / "listener.mp4"
     out.parent.mkdir()
     with pytest.raises(RuntimeError):
@@ -325,9 +325,9 @@ def test_failure_while_listening_leaves_nothing(tmp_path, speech_wav, small_list
 
 
 def test_demo_listen_uses_the_shipped_speaker_clip(tmp_path, small_listener):
-    from drivers.listener.command import DEMO_SPEAKER_FILE, run_demo_listen
+    from avatar.commands.listen import DEMO_SPEAKER, run_demo_listen
 
-    clip = default_listener_dir() / DEMO_SPEAKER_FILE
+    clip = DEMO_SPEAKER
     info = media.probe(clip, check_silence=False)
     assert info.has_audio and not info.has_video and 5.0 < info.duration < 20.0
     bundle = tmp_path / "demo.avatar"

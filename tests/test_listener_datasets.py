@@ -11,10 +11,11 @@ import pytest
 import torch
 from scipy.io import savemat
 
-from avatar.errors import AvatarInputError
-from drivers.listener import CODE_DIM, motion_to_codes
+from avatar.core.code_layout import CODE_DIM, motion_to_codes
+from avatar.core.errors import AvatarInputError
 from drivers.listener.cues import synthetic_cues
-from drivers.listener.datasets import (
+from drivers.listener.events import head_pitch_yaw
+from research.listener.datasets import (
     BFM_COEFFS,
     ExpressionMap,
     ListenerWindowDataset,
@@ -26,7 +27,7 @@ from drivers.listener.datasets import (
     load_vico,
     split_speakers,
 )
-from drivers.listener.teacher import head_pitch_yaw, teach
+from research.listener.teacher import teach
 
 # ---------------------------------------------------------------------------------------------- splits
 

@@ -1,4 +1,4 @@
-"""DIM's listener metrics, the baselines, the nod detector and responsiveness (drivers.listener.metrics)."""
+"""DIM's listener metrics, the baselines, the nod detector and responsiveness (research.listener.metrics)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 import torch
 from scipy import linalg
 
-from avatar.errors import AvatarInputError
-from drivers.listener import CODE_DIM
+from avatar.core.code_layout import CODE_DIM
+from avatar.core.errors import AvatarInputError
 from drivers.listener.cues import synthetic_cues
-from drivers.listener.metrics import (
-    detect_nods,
+from drivers.listener.events import detect_nods, prominent_peaks
+from research.listener.metrics import (
     evaluate_listener,
     fit_reference_clusters,
     flat_variance,
@@ -24,14 +24,13 @@ from drivers.listener.metrics import (
     nearest_neighbour_baseline,
     paired_fd,
     per_clip_fd,
-    prominent_peaks,
     random_clip_baseline,
     responsiveness,
     rpcc,
     si_diversity,
     speaker_codes,
 )
-from drivers.listener.teacher import euler_to_axis_angle
+from research.listener.teacher import euler_to_axis_angle
 
 FPS = 30
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from drivers.listener import CODE_DIM
+from avatar.core.code_layout import CODE_DIM
 from drivers.listener.cues import synthetic_cues
 from drivers.listener.model import CueFeaturizer, ListenerDenoiser, ListenerModelConfig
 from drivers.listener.pipeline import (
@@ -15,9 +15,9 @@ from drivers.listener.pipeline import (
     SamplingConfig,
     StyleEncoder,
     algorithmic_latency_ms,
-    caption_for_style,
     load_listener,
 )
+from drivers.listener.style import caption_for_style
 
 SMALL = ListenerModelConfig(width=32, heads=2, layers=2, window=16)
 
@@ -212,7 +212,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_load_listener_missing_weights(tmp_path):
-    from avatar.errors import AvatarInputError
+    from avatar.core.errors import AvatarInputError
 
     with pytest.raises(AvatarInputError, match="config.json"):
         load_listener(tmp_path)
@@ -327,7 +327,7 @@ def test_stochastic_sampling_keeps_chunking_causality_and_seeds():
 def test_pose_recentring_removes_a_causal_average_of_the_pose_offset():
     """pose_recentre_s leaves expressions alone and subtracts from the pose an exponential average of its
     offset from the training mean, frame by frame; pushes of any size still equal one call."""
-    from drivers.listener import EXPRESSION_SLICE, POSE_SLICE
+    from avatar.core.code_layout import EXPRESSION_SLICE, POSE_SLICE
 
     plain = _small_pipeline()
     plain.sampling = SamplingConfig(chunk=3, steps=2, horizon=6)
@@ -362,8 +362,8 @@ def test_latency_is_documented_value():
 
 
 def test_style_captions():
-    from avatar.errors import AvatarInputError
-    from drivers.listener.teacher import ListenerStyle
+    from avatar.core.errors import AvatarInputError
+    from drivers.listener.style import ListenerStyle
 
     assert caption_for_style(None) is None
     assert caption_for_style("warm") == ListenerStyle.parse("warm").describe()
@@ -391,9 +391,10 @@ def test_style_changes_the_output():
 
 def test_training_runs_resumes_and_lowers_loss(tmp_path):
     """A few steps on a tiny teacher set: loss decreases, and a resumed run continues the step count."""
-    from drivers.listener.data_build import MANIFEST_FILE
-    from drivers.listener.teacher import ListenerStyle, ListenerTeacher
-    from drivers.listener.training import TrainingConfig, train_listener
+    from drivers.listener.style import ListenerStyle
+    from research.listener.data_build import MANIFEST_FILE
+    from research.listener.teacher import ListenerTeacher
+    from research.listener.training import TrainingConfig, train_listener
 
     data = tmp_path / "data"
     (data / "train").mkdir(parents=True)
@@ -413,7 +414,7 @@ def test_training_runs_resumes_and_lowers_loss(tmp_path):
     run = tmp_path / "run"
     (run).mkdir()
     styles = StyleEncoder({"a listener": torch.nn.functional.normalize(torch.ones(384), dim=0)})
-    from drivers.listener.training import all_style_captions
+    from research.listener.training import all_style_captions
 
     for caption in all_style_captions():
         styles.cache[caption] = torch.zeros(384)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from drivers.listener import CODE_DIM
+from avatar.core.code_layout import CODE_DIM
 from drivers.listener.cues import cues_from_waveform
 from drivers.listener.model import ListenerDenoiser, ListenerModelConfig
 from drivers.listener.pipeline import ListenerPipeline, SamplingConfig, default_listener_dir, load_listener
@@ -198,7 +198,7 @@ def test_long_stream_state_is_bounded():
 
 
 def test_silent_speaker_gives_an_idle_but_alive_listener(shipped):
-    from drivers.listener.metrics import detect_nods
+    from drivers.listener.events import detect_nods
 
     codes = listen(cues_from_waveform(np.zeros(20 * SR, np.float32)), seed=0, pipeline=shipped)
     blink = codes[:, 10]
@@ -218,7 +218,7 @@ def test_shipped_model_has_no_seams(shipped):
 
 
 def test_shipped_model_nods_after_pauses_more_than_in_silence(shipped):
-    from drivers.listener.metrics import detect_nods
+    from drivers.listener.events import detect_nods
 
     speech = listen(cues_from_waveform(_speech(30.0, seed=6)), seed=0, pipeline=shipped)
     silence = listen(cues_from_waveform(np.zeros(30 * SR, np.float32)), seed=0, pipeline=shipped)

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.errors import AvatarInputError
-from drivers.listener import CODE_DIM, codes_to_motion, motion_to_codes
+from avatar.core.code_layout import CODE_DIM, codes_to_motion, motion_to_codes
+from avatar.core.errors import AvatarInputError
+from avatar.core.expressions import EXPRESSION_NAMES
+from avatar.core.motion import Motion
 from drivers.listener.cues import (
     PauseDetector,
     SpeakerCues,
@@ -22,16 +24,10 @@ from drivers.listener.cues import (
     speech_pause_onsets,
     synthetic_cues,
 )
-from drivers.listener.metrics import detect_nods, responsiveness
-from drivers.listener.teacher import (
-    ListenerStyle,
-    ListenerTeacher,
-    euler_to_axis_angle,
-    head_pitch_yaw,
-    main,
-    teach,
-)
-from drivers.motion import EXPRESSION_NAMES, Motion
+from drivers.listener.events import detect_nods, head_pitch_yaw
+from drivers.listener.style import ListenerStyle
+from research.listener.metrics import responsiveness
+from research.listener.teacher import ListenerTeacher, euler_to_axis_angle, main, teach
 
 FPS = 30
 COL = {name: i for i, name in enumerate(EXPRESSION_NAMES)}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from drivers import media
 
 SR = 16000

@@ -9,11 +9,11 @@ import pytest
 import torch
 import trimesh
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from avatar.morphable.api import WEIGHTS_DIR, FaceModel
 from avatar.morphable.geometry import close_neck, is_watertight
 from avatar.morphable.io import CONFIG_FILE, WEIGHTS_FILE
-from avatar.morphable.metrics import surface_metrics
+from research.morphable.metrics import surface_metrics
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.errors import AvatarInputError
-from avatar.morphable.codes import check_codes, expression_dict_to_weights, sample_expression_codes, sample_identity_codes
+from avatar.core.errors import AvatarInputError
+from avatar.core.expressions import weights_from_mapping
+from avatar.morphable.codes import (
+    check_codes,
+    sample_expression_codes,
+    sample_identity_codes,
+)
 from avatar.morphable.template import load_template
 
 
@@ -34,9 +39,9 @@ def test_broadcasting_and_dict_names():
     z, w = check_codes(torch.zeros(100), torch.zeros(4, 53), 100)
     assert z.shape == (4, 100) and w.shape == (4, 53)
     names = load_template().expression_names
-    assert expression_dict_to_weights({"jawOpen": 0.4}, names)[0, names.index("jawOpen")] == pytest.approx(0.4)
-    with pytest.raises(AvatarInputError, match="unknown expression name"):
-        expression_dict_to_weights({"jawOpenn": 0.4}, names)
+    assert weights_from_mapping({"jawOpen": 0.4})[names.index("jawOpen")] == pytest.approx(0.4)
+    with pytest.raises(AvatarInputError, match="unknown expression name .*did you mean 'jawOpen'"):
+        weights_from_mapping({"jawOpenn": 0.4})
 
 
 def test_expression_sampler_is_sparse_realistic_and_seeded():

@@ -7,8 +7,8 @@ import pytest
 import trimesh
 
 from avatar.morphable.geometry import close_neck, is_watertight, largest_component, sample_surface, signed_distance
-from avatar.morphable.metrics import surface_metrics
 from avatar.morphable.template import load_template
+from research.morphable.metrics import surface_metrics
 
 
 def test_template_skin_closes_to_a_genus0_watertight_surface():

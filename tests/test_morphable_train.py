@@ -11,13 +11,13 @@ import pytest
 import torch
 import trimesh
 
-from avatar.errors import AvatarInputError
-from avatar.morphable.dataset import read_mesh_folder
+from avatar.core.errors import AvatarInputError
 from avatar.morphable.geometry import close_neck
 from avatar.morphable.io import load_weights
-from avatar.morphable.teacher import Teacher, fit_part_motions
 from avatar.morphable.template import load_template
-from avatar.morphable.training import Checkpoint, lr_at, new_model, train_deformation
+from research.morphable.dataset import read_mesh_folder
+from research.morphable.teacher import Teacher, fit_part_motions
+from research.morphable.training import Checkpoint, lr_at, new_model, train_deformation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import train_morphable  # noqa: E402

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.errors import AvatarInputError
-from drivers.motion import EXPRESSION_NAMES, MOTION_KEYS, Motion
+from avatar.core.errors import AvatarInputError
+from avatar.core.expressions import EXPRESSION_NAMES
+from avatar.core.motion import MOTION_KEYS, Motion
 
 
 def _motion(num_frames=12, fps=30.0, seed=0) -> Motion:

@@ -206,7 +206,7 @@ def test_cpu_and_torch_backends_agree():
 def test_render_template_script_writes_pngs(tmp_path):
     import importlib.util
 
-    from avatar.paths import REPO_ROOT
+    from avatar.core.paths import REPO_ROOT
 
     spec = importlib.util.spec_from_file_location("render_template", REPO_ROOT / "scripts" / "render_template.py")
     script = importlib.util.module_from_spec(spec)
@@ -220,7 +220,7 @@ def test_render_template_script_writes_pngs(tmp_path):
         covered = (image < 250).any(-1)
         rows = np.nonzero(covered.any(1))[0]
         assert 0.7 < (rows.max() - rows.min() + 1) / 64 < 0.9  # the head fills ~80 % of the height
-    from avatar.errors import AvatarInputError
+    from avatar.core.errors import AvatarInputError
 
     with pytest.raises(AvatarInputError):  # never overwrites without --force
         script.main(["--out-dir", str(tmp_path), "--size", "64"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from avatar.morphable.template import load_template
 
 

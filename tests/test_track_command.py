@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar.errors import AvatarInputError
-from drivers.motion import Motion
-from drivers.track_command import output_paths, run_track_command
+from avatar.commands.track import output_paths, run_track_command
+from avatar.core.errors import AvatarInputError
+from avatar.core.motion import Motion
 
 
 def test_output_paths(tmp_path):
@@ -43,7 +43,7 @@ def test_track_real_clip_writes_motion_and_csv(tmp_path, shared):
 def test_track_preview_is_the_clip_beside_the_avatar(tmp_path, shared):
     """``--preview``: one side-by-side frame per motion frame, the clip's audio, the avatar moving with it."""
     from drivers import media
-    from drivers.track_command import PREVIEW_BATCH, PREVIEW_HEIGHT
+    from drivers.tracking.preview import PREVIEW_BATCH, PREVIEW_HEIGHT
 
     clip = shared / "media/videos/pyfeat_single_face.mp4"  # 2.4 s, 640 x 360, with an audio track
     preview = tmp_path / "side.mp4"

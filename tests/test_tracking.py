@@ -9,18 +9,18 @@ import pytest
 import torch
 from scipy.optimize import lsq_linear
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
+from avatar.core.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from avatar.morphable.landmarks import load_landmark_layer
-from drivers.landmark_fit import FitConfig, LandmarkFitter, antagonist_coupling, box_least_squares, rodrigues
 from drivers.tracking import (
     MainFaceSelector,
     OneEuroFilter,
     TrackerConfig,
     bridge_gaps,
     observation_from_mediapipe,
-    rotation_to_axis_angle,
     track_landmarks,
 )
+from drivers.tracking.landmark_fit import FitConfig, LandmarkFitter, antagonist_coupling, box_least_squares
 
 NAMES_SMILE = ("mouthSmile_L", "mouthSmile_R")
 
@@ -62,7 +62,7 @@ def synthetic_track(layer, num_frames=40, seed=0, noise_px=0.0):
     marks = layer.landmarks(torch.tensor(identity[None]).float().expand(num_frames, -1), torch.tensor(weights).float()).double().numpy()
     frames = []
     for k in range(num_frames):
-        lm = to_mediapipe(marks[k], rodrigues(rotvecs[k]), (0.5 * np.sin(t[k]), 1.0), 9.0, 640, 480)
+        lm = to_mediapipe(marks[k], axis_angle_to_matrix(rotvecs[k]), (0.5 * np.sin(t[k]), 1.0), 9.0, 640, 480)
         lm[:, :2] += rng.normal(size=(478, 2)) * noise_px / np.array([640, 480])
         frames.append(lm)
     return identity, weights, rotvecs, frames
@@ -88,7 +88,7 @@ def test_observation_units_keep_aspect_ratio():
 
 def test_axis_angle_matches_rodrigues():
     for vec in ([0.1, -0.4, 0.2], [0.0, 0.0, 0.0], [1.2, 0.3, -0.9]):
-        assert np.allclose(rotation_to_axis_angle(rodrigues(np.array(vec))), vec, atol=1e-7)
+        assert np.allclose(matrix_to_axis_angle(axis_angle_to_matrix(np.array(vec))), vec, atol=1e-7)
 
 
 def test_fitter_recovers_pose_expression_and_identity(layer):
@@ -103,12 +103,12 @@ def test_fitter_recovers_pose_expression_and_identity(layer):
     for k in range(len(frames)):
         fit = fitter.fit_frame(obs[k], fit)
         assert np.abs(fit.expression - weights[k]).max() < 0.05
-        assert np.linalg.norm(rotation_to_axis_angle(fit.pose.rotation) - rotvecs[k]) < 2e-3
+        assert np.linalg.norm(matrix_to_axis_angle(fit.pose.rotation) - rotvecs[k]) < 2e-3
     assert fit.rms < 0.02
 
 
 def test_antagonist_coupling_matrix():
-    from drivers.motion import ANTAGONIST_PAIRS, EXPRESSION_NAMES
+    from avatar.core.expressions import ANTAGONIST_PAIRS, EXPRESSION_NAMES
 
     coupling = antagonist_coupling(EXPRESSION_NAMES, 3.0)
     assert np.array_equal(coupling, coupling.T) and np.all(np.diag(coupling) == 0)
@@ -222,7 +222,7 @@ def test_rotation_correction_is_the_predicted_person_bias(layer):
     tracker, corrected = run({"identity_rotation": torch.tensor(model), "offset_rotation": torch.tensor(offset_model)})
     expected_bias = bias + np.array([0.3 * tracker.fitter.offset[4, 1], 0.0, 0.0])
     for a, b in zip(plain, corrected):
-        np.testing.assert_allclose(rodrigues(a.head_rotation) @ rodrigues(expected_bias), rodrigues(b.head_rotation), atol=2e-3)
+        np.testing.assert_allclose(axis_angle_to_matrix(a.head_rotation) @ axis_angle_to_matrix(expected_bias), axis_angle_to_matrix(b.head_rotation), atol=2e-3)
         np.testing.assert_allclose(a.weights, b.weights, atol=1e-9)  # the expression is untouched
     assert abs(tracker.fitter.offset[4, 1]) > 1e-4  # the offset term took part
     _, disabled = run({"identity_rotation": torch.tensor(model)}, correct=False)

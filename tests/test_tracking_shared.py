@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from drivers.tracking import TrackerConfig, track_frames, track_landmarks, track_video
 
 pytestmark = pytest.mark.shared
@@ -18,7 +18,7 @@ def videos(shared):
 
 def test_golden_blendshapes_correlate(shared):
     """Our weights for MediaPipe's blendshape test landmarks agree with MediaPipe's own blendshape network."""
-    from drivers.tracking_eval import load_blendshape_golden, to_arkit52
+    from research.tracking.evaluation import load_blendshape_golden, to_arkit52
 
     landmarks, scores, image_size = load_blendshape_golden(shared / "data" / "mediapipe_canonical_face" / "blendshape_golden")
     result = track_landmarks([[landmarks]], image_size)
@@ -89,7 +89,7 @@ def test_bad_inputs(shared, tmp_path, videos):
 def test_rendered_jaw_opening_is_tracked(shared):
     """A rendered ICT head opening its mouth: the tracked jawOpen rises with the true one."""
     from avatar.morphable.ict import load_ict_facekit
-    from drivers.tracking_eval import SyntheticFaceRenderer
+    from research.tracking.evaluation import SyntheticFaceRenderer
 
     ict = load_ict_facekit()
     renderer = SyntheticFaceRenderer(ict, image_size=(320, 320))

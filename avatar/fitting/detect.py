@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 #: Side of the square crop the landmark model sees.
 CROP_SIZE = 384
@@ -102,7 +102,7 @@ def _models():
     """The three MediaPipe solutions, created once per process (they are not re-entrant: use _LOCK)."""
     with warnings.catch_warnings(), _quiet_native_stderr():
         warnings.simplefilter("ignore")
-        from avatar.mediapipe_import import import_mediapipe
+        from avatar.core.mediapipe_import import import_mediapipe
 
         mp = import_mediapipe()  # imported lazily: ~0.4 s
 

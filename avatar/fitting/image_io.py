@@ -10,7 +10,7 @@ What :func:`load_photo` guarantees:
 - very large images are decoded at reduced size where the format allows (JPEG's DCT scaling via
   Pillow's ``draft``), then downscaled to at most ``max_side`` pixels, so memory stays bounded; the
   factor back to original pixels is kept in :attr:`Photo.scale`;
-- every failure is an :class:`~avatar.errors.AvatarInputError` with a one-line message.
+- every failure is an :class:`~avatar.core.errors.AvatarInputError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 #: Longest side of the working copy the fitter sees (original coordinates are kept through ``scale``).
 MAX_WORK_SIDE = 2048

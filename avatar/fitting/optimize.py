@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
 import renderers as dr
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
+from avatar.core.geometry import axis_angle_to_matrix, matrix_to_axis_angle, similarity_transform
 from avatar.fitting.camera import R_CV, Crop, fit_camera
 from avatar.fitting.detect import FaceObservation, crop_image
-from avatar.fitting.head import FACE_RENDER_PARTS, HeadModel
 from avatar.fitting.masks import face_skin_mask, skin_colour_mask
+from avatar.morphable.head import FACE_RENDER_PARTS, HeadModel
 from avatar.morphable.landmarks import IRIS_LEFT, IRIS_RIGHT, REGIONS, load_landmark_map
 from renderers.mesh import vertex_normals
 
@@ -102,7 +102,7 @@ class FitConfig:
         landmark_lr / photometric_lr: Adam learning-rate scale of stages 2 and 4.
         depth_weight: weight of MediaPipe's depth in the initial similarity.
         albedo_prior: ``"skin_model"``: the photometric term's albedo is the parametric skin model
-            (:func:`avatar.fitting.head.with_skin_model_albedo`); ``"head"``: the head's own texture decoder.
+            (:func:`avatar.morphable.head.with_skin_model_albedo`); ``"head"``: the head's own texture decoder.
         code_prior: ``energy(z_geo (B, K)) -> (B,)``, a negative log-density used in place of the
             Gaussian ``½‖z_geo‖²`` (same weight), e.g. the generator's
             :class:`~avatar.generator.prior.IdentityPrior` (``avatar fit --prior generator``); ``None``: Gaussian.
@@ -236,32 +236,6 @@ def landmark_targets(observation: FaceObservation) -> LandmarkTargets:
                            float(extent.norm()), max(iod, 0.05 * float(extent.norm())))
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-    """Weighted similarity ``dst ≈ s R src + t`` (Umeyama 1991).
-
-    Args:
-        src: shape :math:`(N, 3)`; dst: shape :math:`(N, 3)`; weight: shape :math:`(N,)`.
-
-    Returns:
-        rotation :math:`(3, 3)`, scale, translation :math:`(3,)`.
-    """
-    w = weight / weight.sum()
-    mu_s, mu_d = w @ src, w @ dst
-    xs, xd = src - mu_s, dst - mu_d
-    cov = (xd * w[:, None]).T @ xs
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.array([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = (u * d) @ vt
-    scale = float((sig * d).sum() / (w * (xs**2).sum(1)).sum())
-    return rotation, scale, mu_d - scale * rotation @ mu_s
-
-
-def _rotation_to_axis_angle(matrix: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(matrix).as_rotvec().astype(np.float32)
-
-
 def initial_state(head: HeadModel, layer_mean: torch.Tensor, targets: LandmarkTargets, focal0: float,
                   principal: tuple[float, float], depth_weight: float) -> FitState:
     """Stage 1: pose from a similarity between the mean head's landmarks and MediaPipe's."""
@@ -269,12 +243,12 @@ def initial_state(head: HeadModel, layer_mean: torch.Tensor, targets: LandmarkTa
     src = layer_mean.double().numpy() @ r_cv.T  # head frame → camera axes (zero rotation)
     dst = np.concatenate([targets.points.double().numpy(), targets.depth.double().numpy()[:, None] * depth_weight], 1)
     src_w = src * np.array([1.0, 1.0, depth_weight])
-    rotation_cam, scale, _ = umeyama(src_w, dst, targets.weight.double().numpy())
+    rotation_cam, scale, _ = similarity_transform(src_w, dst, targets.weight.double().numpy())
     # undo the depth weighting's effect on the rotation estimate: re-orthonormalise
     u, _, vt = np.linalg.svd(rotation_cam)
     rotation_cam = u @ vt
     head_rotation = r_cv.T @ rotation_cam @ r_cv
-    rotation = torch.from_numpy(_rotation_to_axis_angle(head_rotation))[None]
+    rotation = torch.from_numpy(matrix_to_axis_angle(head_rotation).astype(np.float32))[None]
     depth = focal0 / scale  # cm: pixels per cm at the head = f / depth
     w = targets.weight.double().numpy()
     centroid_px = (w[:, None] * targets.points.double().numpy()).sum(0) / w.sum()
@@ -339,7 +313,7 @@ def pinhole(points: torch.Tensor, rotation: torch.Tensor, pivot: torch.Tensor, t
     Returns:
         pixel coordinates (x right, y down), shape :math:`(B, N, 2)`.
     """
-    matrix = axis_angle_to_rotation_matrix(rotation)  # (B, 3, 3)
+    matrix = axis_angle_to_matrix(rotation)  # (B, 3, 3)
     rel = points - pivot
     posed = (rel[..., None, :] * matrix[:, None]).sum(-1) + pivot  # R (x - p) + p without a tiny bmm
     cam = posed * torch.tensor(R_CV, dtype=points.dtype) + translation[:, None]

@@ -1,7 +1,7 @@
 """One photo → a fitted avatar: load, detect, fit, texture, preview and report, timed stage by stage.
 
 :func:`fit_photo` runs the stages; :func:`to_bundle` turns the result into an
-:class:`~avatar.bundle.AvatarBundle` (codes, baked morph targets, texture, preview, report).
+:class:`~avatar.core.bundle.AvatarBundle` (codes, baked morph targets, texture, preview, report).
 All coordinates in the report are pixels of the original (upright) photo, x right, y down.
 """
 
@@ -15,14 +15,14 @@ import numpy as np
 import torch
 
 from avatar import __version__
-from avatar.bundle import AvatarBundle
-from avatar.errors import AvatarInputError
+from avatar.core.bundle import AvatarBundle
+from avatar.core.errors import AvatarInputError
 from avatar.fitting.detect import FaceObservation, observe_face
-from avatar.fitting.head import HeadModel, load_head, with_skin_model_albedo
 from avatar.fitting.image_io import Photo, load_photo
 from avatar.fitting.optimize import FitConfig, FitResult, config_for_quality, fit_observation
 from avatar.fitting.preview import photometric_psnr, preview_image
 from avatar.fitting.texture import UnwrapOutput, unwrap_texture
+from avatar.morphable.head import HeadModel, load_head, with_skin_model_albedo
 from avatar.morphable.landmarks import IRIS_LEFT, IRIS_RIGHT
 
 Progress = Callable[[str, float], None]
@@ -122,7 +122,7 @@ def fit_photo(source, quality: str = "default", face_index: int | None = None, p
         quality: ``"fast"``, ``"default"`` or ``"high"`` (see :data:`avatar.fitting.optimize.QUALITY_PRESETS`).
         face_index: which face (0 = largest; default the largest).
         progress: ``callback(stage, fraction)`` with the stages of :data:`STAGES`.
-        head: the head model (default :func:`avatar.fitting.head.load_head`).
+        head: the head model (default :func:`avatar.morphable.head.load_head`).
         config: settings overriding the quality preset.
         with_preview: render ``preview.png`` (costs ~1 s).
 
@@ -187,34 +187,13 @@ def fit_photo(source, quality: str = "default", face_index: int | None = None, p
 
 def to_bundle(output: FitOutput) -> AvatarBundle:
     """The :class:`AvatarBundle` of a fit (baked morph targets of the fitted identity)."""
-    head, state = output.head, output.fit.state
-    with torch.no_grad():
-        neutral, deltas = head.bake(state.z_geo[0])
+    state = output.fit.state
     meta = {
         "created_by": "avatar fit",
-        "head_model": {"source": head.source, **head.info},
         "fit": {"photo": output.photo.name, "quality": output.quality,
                 "config": {k: v for k, v in vars(output.config).items()}},
         "camera": output.report.get("camera"),
     }
-    return AvatarBundle(
-        z_geo=state.z_geo[0].clone(),
-        z_tex=state.z_tex[0].clone(),
-        expression=state.expression[0].clone(),
-        head_rotation=state.rotation[0].clone(),
-        head_translation=torch.zeros(3),
-        vertices=neutral.clone(),
-        expression_deltas=deltas.clone(),
-        faces=head.faces.clone(),
-        uv=torch.from_numpy(head.atlas.uv.copy()),
-        uv_faces=torch.from_numpy(head.atlas.uv_faces.copy()),
-        face_parts=torch.from_numpy(head.face_parts.astype(np.int16)),
-        part_names=head.part_names,
-        expression_names=head.expression_names,
-        neck_pivot=head.neck_pivot.clone(),
-        texture=output.unwrap.texture.clone(),
-        sh_light=state.sh[0].clone(),
-        meta=meta,
-        preview=output.preview,
-        report=output.report,
-    )
+    return output.head.bundle(state.z_geo[0], state.z_tex[0], output.unwrap.texture, meta,
+                              expression=state.expression[0], head_rotation=state.rotation[0], sh_light=state.sh[0],
+                              preview=output.preview, report=output.report)

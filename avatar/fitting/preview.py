@@ -17,20 +17,12 @@ import torch
 from PIL import Image, ImageDraw
 
 import renderers as dr
+from avatar.core.preview import BACKGROUND, VIEW_YAWS, preview_weights
 from avatar.fitting.camera import Crop
 from avatar.fitting.detect import FaceObservation, crop_image
-from avatar.fitting.head import OPAQUE_PARTS, HeadModel
 from avatar.fitting.masks import face_skin_mask
 from avatar.fitting.optimize import FitResult, face_crop, landmark_targets
-from avatar.morphable.codes import expression_dict_to_weights
-
-#: The second expression of the preview's novel views.
-PREVIEW_EXPRESSION = {
-    "mouthSmile_L": 0.8, "mouthSmile_R": 0.8, "cheekSquint_L": 0.4, "cheekSquint_R": 0.4, "jawOpen": 0.2,
-    "eyeSquint_L": 0.2, "eyeSquint_R": 0.2, "browOuterUp_L": 0.3, "browOuterUp_R": 0.3,
-}  # fmt: skip
-VIEW_YAWS = (-40.0, 0.0, 40.0)
-BACKGROUND = (1.0, 1.0, 1.0)
+from avatar.morphable.head import OPAQUE_PARTS, HeadModel
 
 
 def _mesh(head: HeadModel):
@@ -105,7 +97,7 @@ def preview_image(head: HeadModel, fit: FitResult, texture: torch.Tensor, image:
         overlay = (overlay * 255 + 0.5).astype(np.uint8)
         # novel views
         neutral = head.rest_vertices(state.z_geo)
-        smile = expression_dict_to_weights(PREVIEW_EXPRESSION, head.expression_names)
+        smile = preview_weights()
         smiling = head.rest_vertices(state.z_geo, smile)
         row2 = novel_views(neutral, faces, uv, uv_faces, texture, neutral[0], panel)
         row3 = novel_views(smiling, faces, uv, uv_faces, texture, neutral[0], panel)

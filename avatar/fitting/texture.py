@@ -27,9 +27,9 @@ import torch
 
 import renderers as dr
 from avatar.fitting.detect import FaceObservation, crop_image
-from avatar.fitting.head import OPAQUE_PARTS, HeadModel, paint_irises
 from avatar.fitting.masks import face_skin_mask, feature_mask, region_mask, skin_colour_mask
 from avatar.fitting.optimize import FitResult, face_crop, landmark_targets
+from avatar.morphable.head import OPAQUE_PARTS, HeadModel, paint_irises
 from avatar.morphable.landmarks import EYELID_LEFT, EYELID_RIGHT, FACE_OVAL, IRIS_LEFT, IRIS_RIGHT, LIPS_INNER
 from avatar.morphable.uv_atlas import BACK_HEAD_REGION, FACE_REGION, region_pixel_box
 

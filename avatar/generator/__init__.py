@@ -4,6 +4,6 @@ Stages, one module each: :mod:`~avatar.generator.attributes` (attributes measure
 textures), :mod:`~avatar.generator.captions` (checkable captions and prompt parsing),
 :mod:`~avatar.generator.text` (MiniLM sentence embeddings, offline), :mod:`~avatar.generator.model`
 (the denoiser), :mod:`~avatar.generator.pipeline` (sampling, editing), :mod:`~avatar.generator.prior`
-(the prior ``avatar fit`` can regularise codes with), :mod:`~avatar.generator.command` (``avatar
+(the prior ``avatar fit`` can regularise codes with), :mod:`~avatar.commands.generate` (``avatar
 generate`` / ``avatar edit`` and :func:`generate`).
 """

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 GEOMETRY_ATTRIBUTES = (
     "face_width", "face_length", "face_roundness", "jaw_width", "chin_length", "nose_length", "nose_width",
@@ -200,7 +200,7 @@ class AttributeMeter:
 
     @classmethod
     def from_head(cls, head, texture_size: int = 128) -> "AttributeMeter":
-        """The meter of a :class:`avatar.fitting.head.HeadModel`."""
+        """The meter of a :class:`avatar.morphable.head.HeadModel`."""
         from avatar.morphable.texture import landmark_uv
         from avatar.morphable.uv_atlas import FACE_REGION
 

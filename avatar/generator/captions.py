@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from avatar.generator.attributes import ATTRIBUTES
 
 MAX_PROMPT_CHARS = 1000

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -39,12 +39,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar.diffusion import DDIMSampler, split_prediction
-from avatar.errors import AvatarInputError
+from avatar.core.diffusion import DDIMSampler, split_prediction
+from avatar.core.errors import AvatarInputError
+from avatar.core.paths import ASSETS_DIR
 from avatar.generator.attributes import ATTRIBUTES, GEOMETRY_ATTRIBUTES, TEXTURE_ATTRIBUTES, AttributeMeter
 from avatar.generator.captions import AttributeBins, ParsedPrompt, check_prompt, condition_clauses
 from avatar.generator.model import IdentityDenoiser
-from avatar.paths import ASSETS_DIR
 
 WEIGHTS_DIR = ASSETS_DIR / "generator"
 SETTINGS_FILE = "generator.json"

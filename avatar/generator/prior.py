@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from avatar.generator.pipeline import GeneratorPipeline, split_prediction
 
 #: Timesteps the energy averages over (low to mid noise: where the score carries identity detail).

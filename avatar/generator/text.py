@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 EMBED_DIM = 384
 MAX_TOKENS = 256  # sentence_bert_config.json: max_seq_length

@@ -10,7 +10,7 @@
 
 Units are centimetres in the template's head frame (x left, y up, z forward). Codes: ``z_geo``
 (B, geo_dim) ~ N(0, 1); ``expr`` (B, 53) ARKit weights in [0, 1] — values outside are clamped with
-a warning, NaN/inf or wrong sizes raise :class:`avatar.errors.AvatarInputError`.
+a warning, NaN/inf or wrong sizes raise :class:`avatar.core.errors.AvatarInputError`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
+from avatar.core.paths import ASSETS_DIR
 from avatar.morphable.codes import check_codes
 from avatar.morphable.extract import narrow_band_mesh
 from avatar.morphable.geometry import close_neck
@@ -30,7 +31,6 @@ from avatar.morphable.io import load_weights
 from avatar.morphable.model import MorphableSDF
 from avatar.morphable.template import Template, load_template
 from avatar.morphable.texture import TextureDecoder
-from avatar.paths import ASSETS_DIR
 
 WEIGHTS_DIR = ASSETS_DIR / "morphable"
 MESH_MODES = ("template", "narrow_band")

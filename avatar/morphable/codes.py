@@ -2,7 +2,7 @@
 
 * ``z_geo`` — identity geometry code, shape ``(B, 100)``, aligned with ICT's variance-scaled PCA
   identity weights (draw from N(0, 1)).
-* ``expr`` — the 53 ICT expression weights, ARKit names, ICT order, range [0, 1] (DESIGN.md §3).
+* ``expr`` — the 53 ICT expression weights in ICT order (:mod:`avatar.core.expressions`), range [0, 1].
   Weights outside [0, 1] are **clamped with a warning** (trackers overshoot slightly); NaN/inf and
   wrong sizes are rejected with :class:`AvatarInputError`.
 """
@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 # Realistic, sparse combinations: facial actions that co-occur (FACS-style groups), named by the
 # ARKit shapes they drive. Each entry: shape name → (low, high) weight range when the action is on.
@@ -143,13 +143,3 @@ def check_codes(
         else:
             raise AvatarInputError(f"z_geo batch {z.shape[0]} and expression batch {w.shape[0]} differ")
     return z.contiguous(), w.contiguous()
-
-
-def expression_dict_to_weights(expression: dict[str, float], names: tuple[str, ...] | list[str]) -> torch.Tensor:
-    """``{"jawOpen": 0.4}`` → weights, shape :math:`(1, 53)`; unknown names are an error."""
-    w = torch.zeros(1, len(names))
-    for k, v in expression.items():
-        if k not in names:
-            raise AvatarInputError(f"unknown expression name {k!r}; use the 53 ARKit names, e.g. 'jawOpen'")
-        w[0, list(names).index(k)] = float(v)
-    return w

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 
 def boundary_edges(faces: np.ndarray) -> np.ndarray:

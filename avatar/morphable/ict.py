@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar.errors import AvatarInputError
-from avatar.paths import shared_dir
+from avatar.core.errors import AvatarInputError
+from avatar.core.paths import shared_dir
 
 ICT_FILENAME = "ict_face_model_light.npz"
 NUM_EXPRESSIONS = 53
@@ -152,7 +152,7 @@ def load_ict_facekit(path: str | Path | None = None) -> ICTFaceKit:
 
     Args:
         path: the ``ict_face_model_light.npz`` file; default: ``shared/data/ict_facekit/`` found by
-            :func:`avatar.paths.shared_dir`.
+            :func:`avatar.core.paths.shared_dir`.
 
     Returns:
         the triangulated model; see :class:`ICTFaceKit` for shapes.

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 from avatar.morphable.grid import level_shape
 from avatar.morphable.model import MorphableSDF, level_specs
 from avatar.morphable.texture import TextureDecoder

@@ -46,10 +46,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from avatar.errors import AvatarInputError
-from avatar.io import atomic_output_file, atomic_write_text
+from avatar.core.errors import AvatarInputError
+from avatar.core.io import atomic_output_file, atomic_write_text
+from avatar.core.paths import ASSETS_DIR
 from avatar.morphable import gaze
-from avatar.paths import ASSETS_DIR
 
 LANDMARKS_DIR = ASSETS_DIR / "landmarks"
 MAP_FILE = "mediapipe_ict_map.json"

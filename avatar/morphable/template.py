@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.errors import AvatarInputError
-from avatar.paths import ASSETS_DIR
+from avatar.core.errors import AvatarInputError
+from avatar.core.paths import ASSETS_DIR
 
 TEMPLATE_DIR = ASSETS_DIR / "template"
 ARRAYS_FILE = "ict_template.npz"

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 SKIN_PARAMS = (
     "melanin", "haemoglobin", "undertone", "lip_red", "lip_dark", "brow_dark", "brow_thick", "blush",

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avatar.errors import AvatarInputError
+from avatar.core.errors import AvatarInputError
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from avatar.errors import AvatarInputError
-from avatar.io import atomic_output_file
+from avatar.core.errors import AvatarInputError
+from avatar.core.expressions import EXPRESSION_NAMES, NUM_EXPRESSIONS
+from avatar.core.io import atomic_output_file
+from avatar.core.motion import MOTION_FPS
 from drivers.audio import AudioFeatureConfig, AudioFeatures, audio_features, audio_features_from_file
 from drivers.face_mesh import DetectedFaces
-from drivers.motion import EXPRESSION_NAMES, MOTION_FPS, NUM_EXPRESSIONS
 
 #: Version of the ``*.cues.npz`` layout.
 CUES_FORMAT_VERSION = 1

@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avatar.errors import AvatarInputError
-from drivers.listener import CODE_DIM
+from avatar.core.code_layout import CODE_DIM
+from avatar.core.errors import AvatarInputError
 from drivers.listener.cues import PauseDetector, SpeakerCues, frame_energy_db, frame_pitch_semitones, frame_speaking
 
 CONFIG_NAME = "config.json"

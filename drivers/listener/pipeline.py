@@ -41,54 +41,24 @@ chunk's frames only (:meth:`~drivers.listener.model.ListenerDenoiser.denoise_fol
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from avatar.diffusion import DDIMSampler, split_prediction
-from avatar.errors import AvatarInputError
-from drivers.listener import CODE_DIM, EXPRESSION_SLICE, POSE_SLICE
+from avatar.core.code_layout import CODE_DIM, EXPRESSION_SLICE, POSE_SLICE
+from avatar.core.diffusion import DDIMSampler, split_prediction
+from avatar.core.errors import AvatarInputError
+from avatar.core.motion import MOTION_FPS
+from avatar.core.threads import single_thread
 from drivers.listener.cues import SpeakerCues
 from drivers.listener.model import CueFeaturizer, ListenerDenoiser, read_config
-from drivers.motion import MOTION_FPS
+from drivers.listener.style import caption_for_style
 
 #: Default scheduler settings (diffusers' ``DDIMScheduler`` config keys).
 SCHEDULER_CONFIG = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
                     "prediction_type": "sample", "timestep_spacing": "trailing", "set_alpha_to_one": True,
                     "clip_sample": False}
-
-
-# ----------------------------------------------------------------------------------------------
-# Styles
-
-
-def caption_for_style(style) -> str | None:
-    """The text a style-conditioned listener is given.
-
-    Args:
-        style: ``None``; a :class:`~drivers.listener.teacher.ListenerStyle`; ``--style`` text —
-            presets and ``name=value`` pairs (``"warm,nod_rate=1.5"``) become that style's caption,
-            text with spaces is taken as a free description.
-
-    Returns:
-        the caption, or ``None`` for no style.
-    """
-    from drivers.listener.teacher import ListenerStyle
-
-    if style is None:
-        return None
-    if isinstance(style, ListenerStyle):
-        return style.describe()
-    if not isinstance(style, str):
-        raise AvatarInputError(f"style must be text or a ListenerStyle, got {type(style).__name__}")
-    text = style.strip()
-    if not text:
-        return None
-    if any(ch.isspace() for ch in text):
-        return text
-    return ListenerStyle.parse(text).describe()
 
 
 def minilm_model_dir() -> Path:
@@ -191,23 +161,6 @@ class SamplingConfig:
     temperature: float = 1.0
     pose_temperature: float = 1.0
     pose_recentre_s: float = 0.0
-
-
-@contextmanager
-def single_thread():
-    """Run torch on one intra-op thread inside the block (restored after).
-
-    The sampler's matrices are tiny: on a busy 2-core machine a second OpenMP worker only
-    contends (measured 6-8x slower with two threads than with one).
-    """
-    previous = torch.get_num_threads()
-    if previous != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if previous != 1:
-            torch.set_num_threads(previous)
 
 
 def algorithmic_latency_ms(chunk: int, fps: float = MOTION_FPS) -> float:
@@ -494,7 +447,7 @@ class ListenerPipeline:
 
 def default_listener_dir() -> Path:
     """``assets/listener``: the shipped weights."""
-    from avatar.paths import ASSETS_DIR
+    from avatar.core.paths import ASSETS_DIR
 
     return ASSETS_DIR / "listener"
 
@@ -525,5 +478,5 @@ def load_listener(directory: str | os.PathLike | None = None, sampling: Sampling
 
 
 __all__ = ["DDIMSampler", "ListenerGenerator", "ddim_step", "ListenerPipeline", "SCHEDULER_CONFIG", "SamplingConfig",
-           "StyleEncoder", "algorithmic_latency_ms", "single_thread", "caption_for_style", "default_listener_dir", "load_listener",
+           "StyleEncoder", "algorithmic_latency_ms", "default_listener_dir", "load_listener",
            "minilm_model_dir"]

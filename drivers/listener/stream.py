@@ -25,12 +25,12 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from avatar.errors import AvatarInputError
-from drivers.listener import CODE_DIM
+from avatar.core.code_layout import CODE_DIM
+from avatar.core.errors import AvatarInputError
+from avatar.core.motion import MOTION_FPS
 from drivers.listener.cues import SpeakerCues, SpeakerCueStream
 from drivers.listener.model import CueFeaturizer
 from drivers.listener.pipeline import ListenerPipeline, load_listener
-from drivers.motion import MOTION_FPS
 
 
 class StridedFaceTracker:
@@ -105,7 +105,7 @@ class ListenerStream:
         avatar: the :class:`avatar.Avatar` that will show the codes (optional; kept for
             :meth:`render`).
         style: listener style — ``None``, a preset / ``name=value`` text (``"warm,nod_rate=1.5"``), a free
-            description, or a :class:`~drivers.listener.teacher.ListenerStyle`.
+            description, or a :class:`~research.listener.teacher.ListenerStyle`.
         seed: noise seed (same inputs + seed → bit-identical codes).
         audio: the speaker stream carries audio (mono 16 kHz float samples).
         video: the speaker stream carries video frames (RGB uint8 at 30 fps).
@@ -167,9 +167,9 @@ class ListenerStream:
         if self.avatar is None:
             raise AvatarInputError("this stream has no avatar; pass ListenerStream(avatar, ...) to render")
         if self._renderer is None or self._renderer.size != size:
-            from drivers.listener.render import ListenerRenderer
+            from avatar.core.code_render import CodeRenderer
 
-            self._renderer = ListenerRenderer(self.avatar, size, batch=16)
+            self._renderer = CodeRenderer(self.avatar, size, batch=16)
         return self._renderer.render(codes)
 
 

@@ -1,0 +1,1 @@
+"""Research code of the fitting stage (see :mod:`research`)."""

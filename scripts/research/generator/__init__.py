@@ -1,0 +1,1 @@
+"""Research code of the generator stage (see :mod:`research`)."""

@@ -1,0 +1,1 @@
+"""Research code of the listener stage (see :mod:`research`)."""

@@ -1,0 +1,1 @@
+"""Research code of the morphable stage (see :mod:`research`)."""

@@ -1,0 +1,1 @@
+"""Research code of the tracking stage (see :mod:`research`)."""
