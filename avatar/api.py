@@ -243,9 +243,9 @@ def fit(source, quality: str = "default", face_index: int | None = None, device:
     check_device(device)
     config = config_for_quality(quality)  # reject an unknown preset before any work
     if prior not in ("gaussian", "generator"):
-        raise AvatarInputError(f"unknown prior {prior!r}; use 'gaussian' or 'generator'")
+        raise AvatarInputError(f"unknown identity prior (--prior) {prior!r}; use 'gaussian' or 'generator'")
     if face_index is not None and int(face_index) < 0:
-        raise AvatarInputError(f"face index must be 0 or more, got {face_index}")
+        raise AvatarInputError(f"the face index (--face-index) must be 0 or more, got {face_index}")
     if prior == "generator":
         from avatar.generator.prior import load_prior
 

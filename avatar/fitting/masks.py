@@ -63,13 +63,6 @@ def region_mask(landmarks: np.ndarray, size: tuple[int, int], contour: tuple[int
     return np.asarray(image, dtype=np.float32) / 255.0
 
 
-def lips_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The lips (outer minus inner contour), shape :math:`(H, W)` float32."""
-    outer = region_mask(landmarks, size, _closed_contour(*LIPS_OUTER))
-    inner = region_mask(landmarks, size, _closed_contour(*LIPS_INNER))
-    return np.clip(outer - inner, 0.0, 1.0)
-
-
 def skin_colour_mask(image: np.ndarray, region: np.ndarray, chroma_sigmas: float = 3.0,
                      dark: float = 0.4, bright: float = 2.2) -> np.ndarray:
     """Pixels whose colour fits the face's own skin: removes hair, glasses, beards, deep shadows.

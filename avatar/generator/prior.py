@@ -114,14 +114,3 @@ def load_prior() -> IdentityPrior:
         AvatarInputError: the generator weights are not installed.
     """
     return IdentityPrior(GeneratorPipeline.from_pretrained())
-
-
-def identity_prior_energy(z_geo: torch.Tensor, z_tex: torch.Tensor | None = None, text: str | None = None) -> torch.Tensor:
-    """``load_prior().energy(...)``: the function for ``avatar fit`` to regularise codes with, shape :math:`(B,)`.
-
-    Args:
-        z_geo: shape :math:`(B, K')`.
-        z_tex: shape :math:`(B, T)` or ``None``.
-        text: optional description.
-    """
-    return load_prior().energy(z_geo, z_tex, text)

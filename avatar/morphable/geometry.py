@@ -54,20 +54,6 @@ def close_neck(vertices: np.ndarray, faces: np.ndarray, loop: np.ndarray) -> tup
     return verts, np.concatenate([faces, fan.astype(faces.dtype)], 0)
 
 
-def close_neck_batch(vertices: np.ndarray, loop: np.ndarray) -> np.ndarray:
-    """Append the neck-fan centroid to a batch of skin vertex sets.
-
-    Args:
-        vertices: shape :math:`(B, V, 3)` or :math:`(V, 3)`.
-        loop: neck loop vertex ids, shape :math:`(L,)`.
-
-    Returns:
-        shape :math:`(B, V+1, 3)` (or :math:`(V+1, 3)`).
-    """
-    centre = vertices[..., loop, :].mean(-2, keepdims=True)
-    return np.concatenate([vertices, centre], -2)
-
-
 def signed_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Signed distance to a watertight triangle mesh (negative inside), with the closest point.
 

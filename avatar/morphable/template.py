@@ -4,7 +4,7 @@ Works from a bare clone — no shared data needed. Built by ``scripts/build_temp
 ICT FaceKit Light model (MIT, USC ICT; notice in ``assets/LICENSES/ICT-FaceKit.LICENSE``).
 
 Units are ICT's native centimetres. The head frame is ICT's: x to the head's left, y up, z forward
-(out of the face). The **neck pivot** — the point head rotations turn about (DESIGN.md §3) — is
+(out of the face). The **neck pivot** — the point head rotations turn about (docs/ARCHITECTURE.md, "Contracts") — is
 defined once here: x = 0 (the symmetry plane), y = the height of landmarks 0 and 16 (the top of the
 jaw line beside the ears, i.e. ear height), z = the centre of the neck opening (mean z of the skin's
 neck boundary loop). For the ICT neutral this is (0, 3.68, -0.48) cm: inside the neck column at ear

@@ -25,7 +25,7 @@ Pipeline per frame:
 7. **Bridging** (:func:`track_frames`, offline): flagged frames are filled by linear interpolation between
    the neighbouring tracked frames (held at the clip's ends).
 
-Head pose (DESIGN.md §3): ``head_rotation`` is the axis-angle (rad) rotation of the head relative to
+Head pose (docs/ARCHITECTURE.md, "Contracts"): ``head_rotation`` is the axis-angle (rad) rotation of the head relative to
 facing the camera, in the head frame (x: head's left, y: up, z: forward); the avatar's vertices move as
 ``R (v - pivot) + pivot + head_translation`` with the template's neck pivot. ``head_translation`` (cm) is
 relative to the head's position during the identity frames (so a still head stays at 0); x and y come from
@@ -743,7 +743,7 @@ def track_video(
 
     Args:
         path: mp4/mov/mkv/webm/avi file.
-        fps: motion rate the video is resampled to (default 30, DESIGN.md §3).
+        fps: motion rate the video is resampled to (default 30, :data:`avatar.core.motion.MOTION_FPS`).
         config: tracker settings.
         layer: landmark layer.
 

@@ -25,7 +25,8 @@ import numpy as np
 import pygltflib as gl
 
 from avatar.core.errors import AvatarInputError
-from avatar.core.export.mesh import TexturedMesh, as_numpy, encode_png, split_uv_seams, vertex_normals
+from avatar.core.export.mesh import TexturedMesh, as_numpy, encode_png, split_uv_seams
+from avatar.core.geometry import vertex_normals
 from avatar.core.io import atomic_write_bytes
 
 CM_TO_M = 0.01

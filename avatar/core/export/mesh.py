@@ -14,7 +14,6 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-import trimesh
 from PIL import Image
 
 from avatar.core.errors import AvatarInputError
@@ -143,19 +142,3 @@ def split_uv_seams(faces, uv_faces) -> SeamSplit:
     keys = faces.reshape(-1) * num_uv + uv_faces.reshape(-1)
     unique_keys, corner_to_vertex = np.unique(keys, return_inverse=True)
     return SeamSplit(unique_keys // num_uv, unique_keys % num_uv, corner_to_vertex.reshape(faces.shape))
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Unit vertex normals (trimesh's angle-weighted ones); vertices without a proper triangle get +z.
-
-    Args:
-        vertices: :math:`(V, 3)` positions.
-        faces: :math:`(F, 3)` vertex ids.
-
-    Returns:
-        :math:`(V, 3)` float32 unit normals.
-    """
-    normals = trimesh.Trimesh(np.asarray(vertices, np.float64), faces, process=False).vertex_normals
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    normals = np.where(length > 1e-8, normals / np.maximum(length, 1e-8), [0.0, 0.0, 1.0])
-    return normals.astype(np.float32)

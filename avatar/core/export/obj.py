@@ -17,7 +17,8 @@ import numpy as np
 
 from avatar.core.errors import AvatarInputError
 from avatar.core.export.gltf import CM_TO_M
-from avatar.core.export.mesh import TexturedMesh, encode_png, vertex_normals
+from avatar.core.export.mesh import TexturedMesh, encode_png
+from avatar.core.geometry import vertex_normals
 from avatar.core.io import atomic_write_bytes, atomic_write_text
 
 MATERIAL_NAME = "skin"

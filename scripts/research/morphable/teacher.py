@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -108,18 +107,3 @@ def fit_part_motions(
         motions[:, j] = sol.T
         residual[j] = np.sqrt(((A @ sol - b) ** 2).sum(0).mean() / n)
     return origins, motions, residual
-
-
-def delta_targets(teacher_deltas: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
-    """Per-code displacement at points given by (triangle, barycentric).
-
-    Args:
-        teacher_deltas: shape :math:`(V, K, 3)`.
-        faces: shape :math:`(F, 3)`.
-        face_id: shape :math:`(N,)`.
-        bary: shape :math:`(N, 3)`.
-
-    Returns:
-        shape :math:`(N, K, 3)`.
-    """
-    return (teacher_deltas[faces[face_id]] * bary[:, :, None, None]).sum(1)

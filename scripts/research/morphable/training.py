@@ -37,7 +37,7 @@ from avatar.morphable.grid import band_keys
 from avatar.morphable.io import build_model
 from avatar.morphable.model import MorphableSDF, level_specs
 from avatar.morphable.texture import TextureDecoder, parametric_albedo
-from research.morphable.teacher import Teacher, delta_targets
+from research.morphable.teacher import Teacher
 
 
 def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
@@ -291,20 +291,6 @@ def train_texture(decoder: TextureDecoder, masks: torch.Tensor, cfg: dict, log: 
 
 def to_torch_samples(samples: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v) for k, v in samples.items()}
-
-
-def teacher_delta_error(model: MorphableSDF, teacher: Teacher, codes: torch.Tensor, vertex_ids: np.ndarray) -> float:
-    """Mean distance (cm) between field-moved and teacher-moved canonical vertices for given codes."""
-    with torch.no_grad():
-        rest = torch.from_numpy(teacher.vertices[vertex_ids])
-        moved = model.forward_map(rest, codes)
-        gt = rest[None] + torch.einsum("bk,vkc->bvc", codes, torch.from_numpy(teacher.deltas[vertex_ids]))
-        return float((moved - gt).norm(dim=-1).mean())
-
-
-def point_teacher_targets(teacher: Teacher, face_id: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
-    """Teacher displacement of all codes at sample points, shape :math:`(N, K, 3)`."""
-    return delta_targets(torch.from_numpy(teacher.deltas), torch.from_numpy(teacher.faces), face_id, bary)
 
 
 def fit_folder(

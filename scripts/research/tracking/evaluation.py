@@ -410,24 +410,6 @@ def audio_rms_per_frame(samples: np.ndarray, sample_rate: int, fps: float, num_f
     return out
 
 
-def backproject_landmarks(landmarks: np.ndarray, triangles: np.ndarray, barycentric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The surface point under each detected landmark of a rendered frame.
-
-    Args:
-        landmarks: MediaPipe normalised landmarks, shape :math:`(L, 3)`.
-        triangles: per-pixel ICT triangle id (-1: none), shape :math:`(H, W)`.
-        barycentric: per-pixel barycentric coordinates, shape :math:`(H, W, 3)`.
-
-    Returns:
-        triangle id per landmark (-1 where the pixel shows no head skin), shape :math:`(L,)`, and
-        barycentric coordinates, shape :math:`(L, 3)`.
-    """
-    height, width = triangles.shape
-    col = np.clip((landmarks[:, 0] * width).astype(int), 0, width - 1)
-    row = np.clip((landmarks[:, 1] * height).astype(int), 0, height - 1)
-    return triangles[row, col], barycentric[row, col]
-
-
 def true_landmarks(renderer: SyntheticFaceRenderer, landmark_map, identity: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Ground-truth landmark positions of a rendered head in its head frame (before the head pose).
 
