@@ -20,7 +20,7 @@ The public functions are imported on first use, so ``import avatar`` stays light
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Avatar": "avatar.api",
+    "Avatar": "avatar.core.avatar",
     "default_avatar": "avatar.api",
     "edit": "avatar.api",
     "fit": "avatar.api",

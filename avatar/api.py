@@ -19,195 +19,25 @@ and the listener (:mod:`drivers.listener`).
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-import renderers as dr
-from avatar.core.bundle import AvatarBundle, read_bundle, write_bundle
 from avatar.core.errors import AvatarInputError
-from avatar.core.expressions import EXPRESSION_NAMES, weights_from_mapping
-from avatar.core.geometry import axis_angle_to_matrix, euler_to_matrix
 
-__all__ = ["Avatar", "default_avatar", "edit", "fit", "generate", "listen", "load", "track"]
+if TYPE_CHECKING:  # torch is imported by the functions: `avatar listen` starts its tracking process first
+    from avatar.core.avatar import Avatar
 
-
-class Avatar:
-    """One animatable, textured head (see the module docstring).
-
-    Attributes:
-        bundle: the data (:class:`avatar.core.bundle.AvatarBundle`).
-        report: the fit report (``None`` for avatars not made by fitting).
-        preview: the fit's preview image, shape :math:`(H, W, 3)` uint8, or ``None``.
-    """
-
-    def __init__(self, bundle: AvatarBundle):
-        self.bundle = bundle
-        self._cameras: dict = {}
-
-    # ---------------------------------------------------------------- properties
-    @property
-    def expression_names(self) -> tuple[str, ...]:
-        """The 53 expression names (ICT order and spelling; ARKit's names are accepted everywhere too)."""
-        return self.bundle.expression_names
-
-    @property
-    def z_geo(self) -> torch.Tensor:
-        """Identity geometry code, shape :math:`(K,)`."""
-        return self.bundle.z_geo
-
-    @property
-    def z_tex(self) -> torch.Tensor:
-        """Texture code, shape :math:`(T,)`."""
-        return self.bundle.z_tex
-
-    @property
-    def texture(self) -> np.ndarray:
-        """The albedo texture, shape :math:`(S, S, 3)` uint8 (row 0 at the top)."""
-        return (self.bundle.texture.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-
-    @property
-    def report(self) -> dict | None:
-        return self.bundle.report
-
-    @property
-    def preview(self) -> np.ndarray | None:
-        return self.bundle.preview
-
-    def __repr__(self) -> str:
-        made = self.bundle.meta.get("created_by", "?")
-        return f"Avatar({made}, z_geo={self.z_geo.numel()}, vertices={self.bundle.vertices.shape[0]})"
-
-    # ---------------------------------------------------------------- geometry
-    def expression_weights(self, expression) -> torch.Tensor:
-        """An expression as 53 weights in [0, 1].
-
-        Args:
-            expression: ``None`` (neutral), ``"fitted"`` (the photo's), a mapping with ARKit's or ICT's names
-                (``{"jawOpen": 0.4, "mouthSmileLeft": 0.6}``; ARKit's ``browInnerUp`` and ``cheekPuff`` set
-                both of ICT's sides, ``tongueOut`` has no shape), or 53 numbers in
-                :data:`~avatar.core.expressions.EXPRESSION_NAMES` order (array or tensor).
-
-        Returns:
-            weights, shape :math:`(53,)`.
-        """
-        names = self.expression_names
-        if expression is None:
-            return torch.zeros(len(names))
-        if isinstance(expression, str):
-            if expression != "fitted":
-                raise AvatarInputError(f"expression {expression!r}: pass a dict of ARKit names, 53 weights, or 'fitted'")
-            return self.bundle.expression.clone()
-        if isinstance(expression, Mapping):
-            weights = torch.from_numpy(weights_from_mapping(expression))
-            if tuple(names) != EXPRESSION_NAMES:  # a bundle that lists the same 53 in another order
-                weights = weights[[EXPRESSION_NAMES.index(n) for n in names]]
-        else:
-            weights = torch.as_tensor(np.asarray(expression, dtype=np.float32)).reshape(-1)
-            if weights.numel() != len(names):
-                raise AvatarInputError(f"expression must have {len(names)} weights, got {weights.numel()}")
-        if not bool(torch.isfinite(weights).all()):
-            raise AvatarInputError("expression weights must be finite numbers")
-        return weights.clamp(0.0, 1.0)
-
-    def vertices(self, expression=None, pose=None) -> torch.Tensor:
-        """Mesh vertices for an expression and head pose.
-
-        Args:
-            expression: see :meth:`expression_weights`.
-            pose: head rotation (axis-angle, rad) shape :math:`(3,)`, or rotation + translation (cm)
-                shape :math:`(6,)`; ``None`` for the rest pose.
-
-        Returns:
-            vertices in centimetres (head frame), shape :math:`(V, 3)`.
-        """
-        weights = self.expression_weights(expression)
-        deltas = self.bundle.expression_deltas
-        verts = self.bundle.vertices + (weights @ deltas.reshape(len(weights), -1)).reshape(-1, 3)
-        return verts if pose is None else self._posed(verts, pose)
-
-    # ---------------------------------------------------------------- rendering
-    def _default_camera(self, size: tuple[int, int]) -> dr.Camera:
-        if size not in self._cameras:
-            keep = self.bundle.export_face_mask()
-            used = torch.unique(self.bundle.faces[keep].long())
-            self._cameras[size] = dr.frame_points(self.bundle.vertices[used], size, fill=0.8)
-        return self._cameras[size]
-
-    def render(self, expression=None, pose=None, camera: dr.Camera | None = None, size: int | tuple[int, int] = 512,
-               yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0, light: torch.Tensor | str | None = None,
-               background: tuple[float, float, float] | None = (1.0, 1.0, 1.0)) -> np.ndarray:
-        """Render the avatar.
-
-        Args:
-            expression: see :meth:`expression_weights` (e.g. ``{"jawOpen": 0.4}``).
-            pose: head pose, see :meth:`vertices`; composed after ``yaw``/``pitch``/``roll``.
-            camera: a :class:`renderers.Camera`; default a fixed frontal portrait framing of the head.
-            size: image size, ``int`` or ``(H, W)`` (ignored with ``camera``).
-            yaw, pitch, roll: head rotation in radians (yaw turns the face to its left, pitch raises the
-                chin, roll tilts it), about the neck pivot.
-            light: SH coefficients :math:`(1, 9, C)`, ``"photo"`` (the fitted lighting, when present) or
-                ``None`` (the default studio light).
-            background: RGB in [0, 1] to composite over, or ``None`` for RGBA with transparency.
-
-        Returns:
-            the image, shape :math:`(H, W, 3)` uint8 (``(H, W, 4)`` with ``background=None``), row 0 at the top.
-        """
-        if isinstance(size, int):
-            size = (size, size)
-        size = (int(size[0]), int(size[1]))
-        if min(size) < 1 or max(size) > 8192:
-            raise AvatarInputError(f"size must be between 1 and 8192 pixels, got {size}")
-        for name, value in (("yaw", yaw), ("pitch", pitch), ("roll", roll)):
-            if not math.isfinite(float(value)):
-                raise AvatarInputError(f"{name} must be a finite number of radians")
-        verts = self.vertices(expression)
-        # yaw turns the face to its left, pitch raises the chin (hence -pitch about x), roll tilts it
-        rotation = euler_to_matrix(*(torch.tensor(float(a)) for a in (yaw, -pitch, roll)))
-        pivot = self.bundle.neck_pivot
-        verts = (verts - pivot) @ rotation.T + pivot
-        if pose is not None:
-            verts = self._posed(verts, pose)
-        if light is None:
-            sh = dr.default_sh()
-        elif isinstance(light, str):
-            if light != "photo" or self.bundle.sh_light is None:
-                raise AvatarInputError("light='photo' needs a fitted avatar; pass SH coefficients or None")
-            sh = self.bundle.sh_light.reshape(1, 9, -1)
-        else:
-            sh = torch.as_tensor(light, dtype=torch.float32)
-        camera = camera if camera is not None else self._default_camera(size)
-        keep = self.bundle.export_face_mask()
-        with torch.no_grad():
-            out = dr.render_mesh(verts, self.bundle.faces[keep], self.bundle.uv, self.bundle.uv_faces[keep],
-                                 self.bundle.texture, camera, sh)
-        return dr.to_uint8_image(out.rgba[0], background)
-
-    def _posed(self, verts: torch.Tensor, pose) -> torch.Tensor:
-        pose = torch.as_tensor(np.asarray(pose, dtype=np.float32)).reshape(-1)
-        if pose.numel() not in (3, 6) or not bool(torch.isfinite(pose).all()):
-            raise AvatarInputError("pose must be 3 (axis-angle, rad) or 6 (plus translation, cm) finite numbers")
-        matrix = axis_angle_to_matrix(pose[:3])
-        pivot = self.bundle.neck_pivot
-        verts = (verts - pivot) @ matrix.T + pivot
-        return verts + pose[3:] if pose.numel() == 6 else verts
-
-    # ---------------------------------------------------------------- files
-    def save(self, directory: str | os.PathLike, force: bool = False):
-        """Write the bundle folder (see :mod:`avatar.core.bundle`); returns its path.
-
-        Raises:
-            AvatarInputError: the folder exists and ``force`` is false.
-        """
-        return write_bundle(directory, self.bundle, force=force)
+__all__ = ["default_avatar", "edit", "fit", "generate", "listen", "load", "track"]
 
 
 def _as_avatar(source) -> Avatar:
     """An :class:`Avatar` from an Avatar, a bundle or a bundle folder."""
+    from avatar.core.avatar import Avatar
+    from avatar.core.bundle import AvatarBundle
+
     if isinstance(source, Avatar):
         return source
     if isinstance(source, AvatarBundle):
@@ -237,6 +67,7 @@ def fit(source, quality: str = "default", face_index: int | None = None, device:
     """
     from dataclasses import replace
 
+    from avatar.core.avatar import Avatar
     from avatar.fitting.optimize import config_for_quality
     from avatar.fitting.pipeline import fit_photo, to_bundle
 
@@ -267,11 +98,15 @@ def check_device(device: str) -> None:
 
 def load(directory: str | os.PathLike) -> Avatar:
     """Load an avatar bundle folder (``photo.avatar``) written by :meth:`Avatar.save` or the CLI."""
+    from avatar.core.avatar import Avatar
+    from avatar.core.bundle import read_bundle
+
     return Avatar(read_bundle(directory))
 
 
 def default_avatar() -> Avatar:
     """The built-in avatar (``assets/listener/default_avatar.npz``): who listens when no avatar is given."""
+    from avatar.core.avatar import Avatar
     from avatar.morphable.default_avatar import read_default_avatar
 
     return Avatar(read_default_avatar())
@@ -303,6 +138,7 @@ def generate(text: str = "", n: int | None = None, seed: int = 0, guidance: floa
         >>> a = avatar.generate("a man with a long face and a wide nose", seed=1)
         >>> a.save("long-face.avatar")
     """
+    from avatar.core.avatar import Avatar
     from avatar.generator.bundles import generate_bundles
     from avatar.generator.captions import check_prompt
 
@@ -336,6 +172,7 @@ def edit(source, text: str, strength: float | None = None, seed: int = 0, *, pip
     Raises:
         AvatarInputError: unreadable bundle, empty or bad edit text, bad strength.
     """
+    from avatar.core.avatar import Avatar
     from avatar.generator.bundles import edit_bundle
     from avatar.generator.captions import check_prompt
 
@@ -424,7 +261,7 @@ def listen(speaker: str | os.PathLike, out: str | os.PathLike | None = None, ava
         if not photo_path.exists():
             raise AvatarInputError(f"{photo_path} not found; give a JPEG, PNG, WebP or TIFF photo")
         avatar, label = (lambda: fit(photo_path).bundle), f"fitted to {photo}"
-    elif isinstance(avatar, Avatar):
+    elif hasattr(avatar, "bundle"):  # an Avatar
         avatar = avatar.bundle
     return listen_to_clip(speaker, out, avatar=avatar, avatar_label=label, style=style, seed=seed, size=size,
                           side_by_side=side_by_side, force=force, progress=progress)

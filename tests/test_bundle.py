@@ -1,4 +1,4 @@
-"""avatar.core.bundle and avatar.api.Avatar: write/read round trip, exports valid and re-loadable, rendering."""
+"""avatar.core.bundle and avatar.core.avatar.Avatar: write/read round trip, exports valid and re-loadable, rendering."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import torch
 import trimesh
 
-from avatar.api import Avatar, load
+from avatar.api import load
+from avatar.core.avatar import Avatar
 from avatar.core.bundle import (
     GLB_FILE,
     JSON_FILE,
@@ -151,6 +152,15 @@ def test_avatar_vertices_render_and_save(bundle, tmp_path):
     assert rgba.shape == (48, 32, 4) and rgba[..., 3].max() == 255 and rgba[0, 0, 3] == 0
     out = avatar.save(tmp_path / "copy.avatar")
     assert torch.allclose(load(out).vertices(), neutral)
+
+
+def test_avatar_takes_arkit_and_ict_names(bundle):
+    """`Avatar.render(expression={"mouthSmileLeft": .4})` is the same as ICT's `mouthSmile_L`."""
+    avatar = Avatar(bundle)
+    arkit = {"mouthSmileLeft": 0.4, "eyeBlinkRight": 1.0, "browInnerUp": 0.5, "tongueOut": 1.0}
+    ict = {"mouthSmile_L": 0.4, "eyeBlink_R": 1.0, "browInnerUp_L": 0.5, "browInnerUp_R": 0.5}
+    assert torch.equal(avatar.expression_weights(arkit), avatar.expression_weights(ict))
+    assert np.array_equal(avatar.render(expression=arkit, size=48), avatar.render(expression=ict, size=48))
 
 
 def test_avatar_input_errors(bundle):

@@ -125,6 +125,19 @@ def test_listen_path_does_not_import_kornia():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_listen_starts_tracking_before_torch():
+    """`avatar listen` starts its MediaPipe child before importing torch: the modules it runs up to then are light."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import avatar, avatar.api, avatar.cli, avatar.commands.listen, drivers.listener.clip_listener, drivers.face_mesh\n"
+            "import drivers.media, avatar.core.code_layout, avatar.core.expressions, avatar.core.geometry\n"
+            "assert 'torch' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_listen_on_audio_only_writes_everything(tmp_path, speech_wav, small_listener):
     out = tmp_path / "out" / "listener.mp4"
     result = run_listen_command(speech_wav, out=out, size=64, seed=3)

@@ -49,10 +49,10 @@ def test_template_mode_lands_on_the_zero_level_set(fm):
         d = fm.sdf(skin, z, w)
     assert d.abs().mean() < 0.01  # cm: 0.1 mm
     # outward/inward along the template normals gives positive/negative distances
-    from avatar.morphable.geometry import vertex_normals
+    from renderers.mesh import vertex_normals
 
     t = fm.template
-    n = torch.from_numpy(vertex_normals(verts[0].detach().numpy(), t.faces))[fm.skin_ids[::7]]
+    n = vertex_normals(verts.detach(), torch.from_numpy(t.faces))[0, fm.skin_ids[::7]]
     with torch.no_grad():
         out = fm.sdf(skin + 0.2 * n, z, w)
         inside = fm.sdf(skin - 0.2 * n, z, w)

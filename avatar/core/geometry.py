@@ -51,9 +51,10 @@ def axis_angle_to_matrix(rotation):
 
     rotation, was_numpy = _as_tensor(rotation)
     theta2 = (rotation * rotation).sum(dim=-1)[..., None, None]
-    theta = theta2.sqrt()
-    small = theta < 1e-3
-    safe = torch.where(small, torch.ones_like(theta), theta)
+    small = theta2 < 1e-6  # θ < 1e-3
+    # the square root of a safe value: sqrt's gradient at 0 is infinite, and torch.where would turn the unused
+    # branch's 0 · inf into NaN gradients at the zero rotation
+    safe = torch.where(small, torch.ones_like(theta2), theta2).sqrt()
     sin_term = torch.where(small, 1.0 - theta2 / 6.0, safe.sin() / safe)
     cos_term = torch.where(small, 0.5 - theta2 / 24.0, 2.0 * ((safe / 2).sin() / safe) ** 2)  # 1 - cos = 2 sin²(θ/2)
     x, y, z = rotation.unbind(dim=-1)

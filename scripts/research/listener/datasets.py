@@ -4,7 +4,7 @@ and loaders for real dyadic data in the ViCo and Learning2Listen formats.
 Teacher data
     :func:`find_pairs` pairs ``X.cues.npz`` files (:mod:`drivers.listener.cues`) with the listener
     motions generated for them (``X.<anything>.motion.npz``, e.g. from
-    ``python -m research.listener.teacher X.cues.npz -o X.seed3.motion.npz --seed 3``);
+    ``PYTHONPATH=scripts python -m research.listener.teacher X.cues.npz -o X.seed3.motion.npz --seed 3``);
     :class:`ListenerWindowDataset` cuts them into fixed-length windows with the listener's own
     past in front. :func:`split_speakers` assigns whole speakers to a held-out set by a salted
     hash, so the split is fixed: adding speakers never moves an existing one.

@@ -58,7 +58,7 @@ chunks (:meth:`ListenerTeacher.push`) gives exactly the result of one call on th
 
 CLI::
 
-    python -m research.listener.teacher CLIP -o OUT.motion.npz --seed N [--style lively,nod_rate=1.5] [--force]
+    PYTHONPATH=scripts python -m research.listener.teacher CLIP -o OUT.motion.npz --seed N [--style lively,nod_rate=1.5] [--force]
 
 ``CLIP`` is a video, an audio file or a ``*.cues.npz`` written by :mod:`drivers.listener.cues`.
 """
