@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
 import renderers as dr
 from avatar.core.errors import AvatarInputError
-from avatar.core.geometry import axis_angle_to_matrix, matrix_to_axis_angle, similarity_transform
+from avatar.core.geometry import matrix_to_axis_angle, similarity_transform
 from avatar.fitting.camera import R_CV, Crop, fit_camera
 from avatar.fitting.detect import FaceObservation, crop_image
 from avatar.fitting.masks import face_skin_mask, skin_colour_mask
@@ -313,7 +314,7 @@ def pinhole(points: torch.Tensor, rotation: torch.Tensor, pivot: torch.Tensor, t
     Returns:
         pixel coordinates (x right, y down), shape :math:`(B, N, 2)`.
     """
-    matrix = axis_angle_to_matrix(rotation)  # (B, 3, 3)
+    matrix = axis_angle_to_rotation_matrix(rotation)  # (B, 3, 3); kornia's, as HeadModel.pose
     rel = points - pivot
     posed = (rel[..., None, :] * matrix[:, None]).sum(-1) + pivot  # R (x - p) + p without a tiny bmm
     cam = posed * torch.tensor(R_CV, dtype=points.dtype) + translation[:, None]

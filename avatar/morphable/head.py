@@ -36,7 +36,6 @@ import torch
 
 from avatar.core.bundle import AvatarBundle
 from avatar.core.errors import AvatarInputError
-from avatar.core.geometry import axis_angle_to_matrix
 from avatar.morphable import gaze
 from avatar.morphable.landmarks import LandmarkLayer, LandmarkMap, load_landmark_map
 from avatar.morphable.template import load_template
@@ -151,7 +150,11 @@ class HeadModel:
         """
         out = vertices
         if rotation is not None:
-            matrix = axis_angle_to_matrix(rotation)
+            # kornia's conversion, not avatar.core.geometry's: the photometric fit differentiates through this
+            # and is sensitive to its last bits (docs/DECISIONS.md, "One geometry module")
+            from kornia.geometry.conversions import axis_angle_to_rotation_matrix
+
+            matrix = axis_angle_to_rotation_matrix(rotation)
             pivot = self.neck_pivot.to(vertices)
             out = (out - pivot) @ matrix.transpose(1, 2) + pivot
         if translation is not None:
