@@ -70,48 +70,42 @@ def matrix_to_axis_angle(matrix):
 
     Through the unit quaternion (Shepperd's choice of the largest of the trace and the diagonal, so it is
     stable at every angle, π included), then ``θ = 2 atan2(|v|, w)``; equal to scipy's
-    ``Rotation.from_matrix(m).as_rotvec()`` (tested). Not differentiable at the branch changes.
+    ``Rotation.from_matrix(m).as_rotvec()`` (tested). Computed in NumPy float64 (the tracker calls it per
+    frame, where torch's per-call overhead would triple its cost); not differentiable.
 
     Args:
-        matrix: :math:`(..., 3, 3)` rotation matrices.
+        matrix: :math:`(..., 3, 3)` rotation matrices (NumPy or torch).
 
     Returns:
-        :math:`(..., 3)` axis-angle (rad), the same dtype.
+        :math:`(..., 3)` axis-angle (rad): NumPy float64, or a tensor of the input's dtype and device.
     """
-    import torch
-
-    matrix, was_numpy = _as_tensor(matrix)
-    m = matrix.reshape(-1, 3, 3)
-    trace = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
-    decision = torch.stack([m[:, 0, 0], m[:, 1, 1], m[:, 2, 2], trace], dim=-1)
-    choice = decision.argmax(dim=-1)
-    quat = torch.empty(m.shape[0], 4, dtype=m.dtype, device=m.device)  # x, y, z, w
-    for i in range(3):  # the largest diagonal entry
-        j, k = (i + 1) % 3, (i + 2) % 3
-        rows = choice == i
-        if bool(rows.any()):
-            r = m[rows]
-            quat[rows, i] = 1.0 - trace[rows] + 2.0 * r[:, i, i]
-            quat[rows, j] = r[:, j, i] + r[:, i, j]
-            quat[rows, k] = r[:, k, i] + r[:, i, k]
-            quat[rows, 3] = r[:, k, j] - r[:, j, k]
-    rows = choice == 3  # the trace
-    if bool(rows.any()):
-        r = m[rows]
-        quat[rows, 0] = r[:, 2, 1] - r[:, 1, 2]
-        quat[rows, 1] = r[:, 0, 2] - r[:, 2, 0]
-        quat[rows, 2] = r[:, 1, 0] - r[:, 0, 1]
-        quat[rows, 3] = 1.0 + trace[rows]
-    quat = quat / quat.norm(dim=-1, keepdim=True)
-    quat = torch.where(quat[:, 3:] < 0, -quat, quat)
-    vector = quat[:, :3]
-    angle = 2.0 * torch.atan2(vector.norm(dim=-1), quat[:, 3])
+    is_tensor = type(matrix).__module__.startswith("torch")
+    m = np.asarray(matrix.detach().cpu().numpy() if is_tensor else matrix, dtype=np.float64)
+    shape = m.shape[:-2]
+    m = m.reshape(-1, 3, 3)
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m.reshape(-1, 9).T
+    trace = m00 + m11 + m22
+    choice = np.argmax(np.stack([m00, m11, m22, trace]), axis=0)
+    candidates = np.stack([  # (x, y, z, w) scaled, from the largest diagonal entry (rows 0-2) or the trace (3)
+        np.stack([1.0 - trace + 2.0 * m00, m10 + m01, m20 + m02, m21 - m12], axis=-1),
+        np.stack([m01 + m10, 1.0 - trace + 2.0 * m11, m21 + m12, m02 - m20], axis=-1),
+        np.stack([m02 + m20, m12 + m21, 1.0 - trace + 2.0 * m22, m10 - m01], axis=-1),
+        np.stack([m21 - m12, m02 - m20, m10 - m01, 1.0 + trace], axis=-1),
+    ])
+    quat = candidates[choice, np.arange(m.shape[0])]
+    quat /= np.linalg.norm(quat, axis=-1, keepdims=True)
+    quat[quat[:, 3] < 0] *= -1.0
+    angle = 2.0 * np.arctan2(np.linalg.norm(quat[:, :3], axis=-1), quat[:, 3])
     small = angle <= 1e-3
     angle2 = angle * angle
-    safe = torch.where(small, torch.ones_like(angle), angle)
-    scale = torch.where(small, 2.0 + angle2 / 12.0 + 7.0 * angle2 * angle2 / 2880.0, safe / torch.sin(safe / 2.0))
-    out = (scale[:, None] * vector).reshape(*matrix.shape[:-2], 3)
-    return out.numpy() if was_numpy else out
+    safe = np.where(small, 1.0, angle)
+    scale = np.where(small, 2.0 + angle2 / 12.0 + 7.0 * angle2 * angle2 / 2880.0, safe / np.sin(safe / 2.0))
+    out = (scale[:, None] * quat[:, :3]).reshape(*shape, 3)
+    if is_tensor:
+        import torch
+
+        return torch.from_numpy(out).to(dtype=matrix.dtype, device=matrix.device)
+    return out
 
 
 def euler_to_matrix(yaw, pitch, roll):
