@@ -9,12 +9,10 @@ Example:
     >>> motion = avatar.track("clip.mp4").to_motion()              # doctest: +SKIP
     >>> avatar.listen("speaker.mp4", out="listener.mp4", avatar=b)  # doctest: +SKIP
 
-An :class:`Avatar` is the baked head of one identity — its neutral mesh and one morph target per
-expression (the 53 of :mod:`avatar.core.expressions`; ARKit's and ICT's names both work) — with its
-texture, so rendering any expression is a linear blend plus one rasterization; no model is needed after
-fitting. The functions here check their arguments and call one stage each: fitting
-(:mod:`avatar.fitting`), the text generator (:mod:`avatar.generator`), tracking (:mod:`drivers.tracking`)
-and the listener (:mod:`drivers.listener`).
+The avatars these functions return are :class:`avatar.core.avatar.Avatar` objects (``avatar.Avatar``). The
+functions check their arguments and call one stage each: fitting (:mod:`avatar.fitting`), the text generator
+(:mod:`avatar.generator`), tracking (:mod:`drivers.tracking`) and the listener (:mod:`drivers.listener`). This
+module imports no torch at load time: ``avatar listen`` starts its MediaPipe process before torch loads.
 """
 
 from __future__ import annotations
@@ -27,10 +25,10 @@ import numpy as np
 
 from avatar.core.errors import AvatarInputError
 
-if TYPE_CHECKING:  # torch is imported by the functions: `avatar listen` starts its tracking process first
+if TYPE_CHECKING:  # imported by the functions (see the module docstring)
     from avatar.core.avatar import Avatar
 
-__all__ = ["default_avatar", "edit", "fit", "generate", "listen", "load", "track"]
+__all__ = ["default_avatar", "edit", "fit", "generate", "listen", "load", "style_caption", "track"]
 
 
 def _as_avatar(source) -> Avatar:
@@ -221,6 +219,18 @@ def track(video: str | os.PathLike, progress=None):
         if str(error).startswith("no face found"):
             raise AvatarInputError(f"no face found in any frame of {video}; pass a clip that shows a face") from error
         raise
+
+
+def style_caption(style) -> str | None:
+    """What a listener style says to the listener: presets and ``name=value`` pairs become a sentence, free text
+    is taken as it is, ``None`` is no style.
+
+    Raises:
+        AvatarInputError: an unknown preset or parameter, or a value out of range.
+    """
+    from drivers.listener.style import caption_for_style
+
+    return caption_for_style(style)
 
 
 def listen(speaker: str | os.PathLike, out: str | os.PathLike | None = None, avatar=None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -169,6 +170,36 @@ def edit(
     typer.echo(result.summary())
 
 
+@app.command()
+def batch(
+    command: str = typer.Argument(..., help="fit | listen | track"),
+    inputs: list[Path] = typer.Argument(..., help="A folder of inputs (or input files)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (outputs mirror the inputs' names)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes [default: the cores, capped by memory]."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run on Ray: a cluster address, or nothing for a local Ray."),
+    retries: int = typer.Option(2, "--retries", help="Tries again for an item whose worker died."),
+    force: bool = typer.Option(False, "--force", help="Replace outputs an earlier batch did not write."),
+    quality: Optional[str] = typer.Option(None, "--quality", help="fit: fast | default | high."),
+    face_index: Optional[int] = typer.Option(None, "--face-index", help="fit: which face, 0 = largest."),
+    prior: Optional[str] = typer.Option(None, "--prior", help="fit: gaussian | generator."),
+    avatar_dir: Optional[Path] = typer.Option(None, "--avatar", help="listen: avatar bundle [default: built-in]."),
+    style: Optional[str] = typer.Option(None, "--style", help="listen: listener style."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="listen: random seed."),
+    size: Optional[int] = typer.Option(None, "--size", help="listen: side of the avatar in pixels."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="listen: the speaker's video on the left."),
+    csv: bool = typer.Option(False, "--csv", help="track: also write Live Link Face CSVs."),
+) -> None:
+    """Run fit, listen or track over a folder: resumable, on local worker processes or Ray; writes
+    OUT/batch_report.json. Exit code 1 when some items failed."""
+    from avatar.commands.batch import run_batch_command
+
+    code = run_batch_command(command, inputs, out, workers=workers, ray=ray, retries=retries, force=force,
+                             console=err_console, quality=quality, face_index=face_index, prior=prior,
+                             avatar=None if avatar_dir is None else str(avatar_dir), style=style, seed=seed, size=size,
+                             side_by_side=side_by_side, csv=csv)
+    raise typer.Exit(code)
+
+
 def _silence_native_stderr() -> None:
     """Send what native libraries write to file descriptor 2 (MediaPipe's TFLite/absl start-up logs) to
     /dev/null, while Python's own ``sys.stderr`` (errors, warnings, progress) keeps the terminal.
@@ -187,15 +218,35 @@ def _silence_native_stderr() -> None:
     err_console.file = sys.stderr
 
 
+_TERMINATED: list[int] = []
+
+
+def _terminate(signum, frame) -> None:
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors become one line and exit code 2."""
     _silence_native_stderr()
+    # SIGTERM unwinds like Ctrl-C, so every command's atomic writers remove what they had begun
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["batch"]:
+        from avatar.commands.batch import ray_flag_value
+
+        argv = ray_flag_value(argv)
     try:
         app(args=argv, standalone_mode=True)
     except AvatarInputError as error:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except SystemExit:
+        if _TERMINATED:  # click turned the interrupt into "Aborted!" and exit code 1
+            sys.exit(128 + _TERMINATED[0])
+        raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         # The outputs are written; without this the interpreter's final garbage collections walk every
         # object torch, MediaPipe and numba created (2-3 s of `avatar listen` on two cores).
         gc.freeze()

@@ -25,6 +25,7 @@ LAYERS = {
     "drivers.tracking": "stage",
     "drivers.listener": "stage",
     "avatar.api": "surface",
+    "avatar.batch": "surface",
     "avatar.cli": "commands",
     "avatar.commands": "commands",
     "avatar.__main__": "commands",

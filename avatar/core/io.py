@@ -52,8 +52,13 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _commit(tmp: Path, path: Path, force: bool) -> None:
-    """Move the finished ``tmp`` to ``path``; an existing ``path`` is set aside until the move succeeded."""
+def commit(tmp: Path, path: Path, force: bool) -> None:
+    """Move a finished file or folder ``tmp`` (on ``path``'s file system) to ``path``; an existing ``path`` is
+    replaced only with ``force``, and set aside until the move succeeded.
+
+    Raises:
+        AvatarInputError: ``path`` exists and ``force`` is false.
+    """
     _check_target(path, force)  # it may have appeared while we were writing
     if not (path.exists() or path.is_symlink()):
         os.rename(tmp, path)
@@ -93,7 +98,7 @@ def atomic_output_dir(path: str | os.PathLike, force: bool = False) -> Iterator[
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~umask())
-        _commit(tmp, path, force)
+        commit(tmp, path, force)
     except BaseException:
         _remove(tmp)
         raise
@@ -129,7 +134,7 @@ def atomic_output_file(path: str | os.PathLike, force: bool = False) -> Iterator
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
         os.chmod(tmp, 0o666 & ~umask())
-        _commit(tmp, path, force)
+        commit(tmp, path, force)
     except BaseException:
         _remove(tmp)
         raise
