@@ -27,9 +27,10 @@ from avatar.core.errors import AvatarInputError
 from avatar.core.io import commit
 
 STAGING = ".batch-staging"
-#: Peak resident memory of one worker per command (MB), measured by ``scripts/bench_batch.py`` on the shipped
-#: models (docs/BENCHMARKS.md); the worker count is capped so that workers × this fits 80 % of free memory.
-PEAK_RSS_MB = {"fit": 1600.0, "listen": 1300.0, "track": 900.0}
+#: Peak resident memory of one worker per command (MB): ``scripts/bench_batch.py`` measured 1057–1097 (fit),
+#: 641–769 (listen), 476–536 (track) on the shipped models (docs/BENCHMARKS.md), rounded up; the worker count is
+#: capped so that workers × this fits 80 % of the free memory.
+PEAK_RSS_MB = {"fit": 1200.0, "listen": 850.0, "track": 600.0}
 
 
 def available_memory_mb() -> float:
