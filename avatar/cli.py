@@ -65,7 +65,7 @@ def fit(
     device: str = typer.Option("cpu", "--device", help="cpu (or auto)."),
     prior: str = typer.Option("gaussian", "--prior", help="Identity prior: gaussian | generator (the text generator's)."),
 ) -> None:
-    """Fit an animatable, textured avatar to one photo: writes GLB (53 ARKit morph targets), OBJ, texture, preview."""
+    """Fit an animatable, textured avatar to one photo: writes GLB (ARKit's 52 morph targets), OBJ, texture, preview."""
     from avatar.commands.fit import run_fit_command
 
     with _progress() as progress:
@@ -101,7 +101,7 @@ def track(
     avatar_dir: Optional[Path] = typer.Option(None, "--avatar", help="Avatar bundle for the preview [default: built-in]."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
-    """Track a face in a video into 53 ARKit expression weights + head pose at 30 fps (performance capture)."""
+    """Track a face in a video into 53 expression weights (ICT; ARKit names in the CSV) + head pose at 30 fps (performance capture)."""
     from avatar.commands.track import run_track_command
 
     with _progress() as progress:
@@ -145,7 +145,7 @@ def generate(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Bundle (N=1) or folder of bundles [default: from the text]."),
     force: bool = typer.Option(False, "--force", help="Replace existing output."),
 ) -> None:
-    """Generate new avatars from text: bundles like `avatar fit` (GLB with 53 ARKit morph targets, texture, preview)."""
+    """Generate new avatars from text: bundles like `avatar fit` (GLB with ARKit's 52 morph targets, texture, preview)."""
     from avatar.commands.generate import run_generate_command
 
     with _progress() as progress:

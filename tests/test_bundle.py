@@ -23,6 +23,7 @@ from avatar.core.bundle import (
     write_bundle,
 )
 from avatar.core.errors import AvatarInputError
+from avatar.core.expressions import ARKIT_NAMES
 from avatar.morphable.template import load_template
 from avatar.morphable.uv_atlas import atlas_layout
 
@@ -79,8 +80,8 @@ def test_safetensors_readable_without_the_library(written):
 def test_glb_has_named_morph_targets_texture_and_pivot(bundle, written):
     gltf = pygltflib.GLTF2().load(str(written / GLB_FILE))
     mesh = gltf.meshes[0]
-    assert mesh.extras["targetNames"] == list(bundle.expression_names)
-    assert len(mesh.primitives[0].targets) == 53
+    assert mesh.extras["targetNames"] == list(ARKIT_NAMES)  # what three.js and Unity ARKit mappers look for
+    assert len(mesh.primitives[0].targets) == 52
     assert [n.name for n in gltf.nodes] == ["neck", "head"]
     assert np.allclose(gltf.nodes[0].translation, bundle.neck_pivot.numpy() * 0.01, atol=1e-6)
     assert gltf.images[0].mimeType == "image/png"

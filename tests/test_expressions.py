@@ -73,3 +73,15 @@ def test_motion_files_with_arkit_columns_load(tmp_path):
              time=np.arange(4) / 30.0)
     with pytest.raises(AvatarInputError, match="neither the 53 ICT names nor ARKit's 52"):
         Motion.load(path)
+
+
+def test_arkit_morph_targets_merge_the_two_sided_shapes():
+    from avatar.core.expressions import arkit_morph_targets
+
+    deltas = np.random.default_rng(3).normal(size=(53, 10, 3)).astype(np.float32)
+    targets = arkit_morph_targets(deltas)
+    assert targets.shape == (52, 10, 3)
+    np.testing.assert_allclose(targets[ARKIT_NAMES.index("browInnerUp")],
+                               deltas[EXPRESSION_NAMES.index("browInnerUp_L")] + deltas[EXPRESSION_NAMES.index("browInnerUp_R")])
+    np.testing.assert_array_equal(targets[ARKIT_NAMES.index("mouthSmileLeft")], deltas[EXPRESSION_NAMES.index("mouthSmile_L")])
+    assert not targets[ARKIT_NAMES.index("tongueOut")].any()

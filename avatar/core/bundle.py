@@ -13,7 +13,9 @@ file                   what
                        (single-image atlas, OBJ convention), ``face_parts (F,)`` int16, and when fitted
                        ``sh_light (9, 1)`` (the photo's lighting, monochrome order-2 SH)
 ``texture.png``        the albedo in the UV atlas (:mod:`avatar.morphable.uv_atlas`), row 0 = top
-``mesh.glb``           textured glTF 2.0 with the 53 expression morph targets and a neck pivot node
+``mesh.glb``           textured glTF 2.0 with ARKit's 52 morph targets (canonical names, e.g.
+                       ``mouthSmileLeft``; :func:`~avatar.core.expressions.arkit_morph_targets`) and a neck
+                       pivot node
 ``mesh.obj``/``.mtl``  the neutral mesh with the texture, for any 3D tool
 ``preview.png``        (fits) input | landmarks | fit over the photo, novel views × two expressions
 ``report.json``        (fits) image size, faces found, face box, 68 landmarks, losses, timings
@@ -40,7 +42,7 @@ from safetensors.torch import load_file, save_file
 
 from avatar import __version__
 from avatar.core.errors import AvatarInputError
-from avatar.core.expressions import EXPRESSION_NAMES, NUM_EXPRESSIONS
+from avatar.core.expressions import ARKIT_NAMES, EXPRESSION_NAMES, NUM_EXPRESSIONS, arkit_morph_targets
 from avatar.core.io import atomic_output_dir
 
 FORMAT = "avatar-bundle/1"
@@ -240,8 +242,8 @@ def write_bundle(directory: str | os.PathLike, bundle: AvatarBundle, force: bool
         os.chmod(tmp / TENSOR_FILE, 0o644)
         (tmp / JSON_FILE).write_text(json.dumps(bundle_json(bundle), indent=1) + "\n")
         (tmp / TEXTURE_FILE).write_bytes(_png_bytes(texture))
-        write_glb(tmp / GLB_FILE, mesh, morph_deltas=bundle.expression_deltas, morph_names=bundle.expression_names,
-                  neck_pivot=bundle.neck_pivot)
+        write_glb(tmp / GLB_FILE, mesh, morph_deltas=arkit_morph_targets(bundle.expression_deltas),
+                  morph_names=ARKIT_NAMES, neck_pivot=bundle.neck_pivot)
         write_obj(tmp / OBJ_FILE, mesh, texture_name=TEXTURE_FILE, write_texture=False)
         if bundle.preview is not None:
             (tmp / PREVIEW_FILE).write_bytes(_png_bytes(bundle.preview))

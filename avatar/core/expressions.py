@@ -176,6 +176,26 @@ def expression_from_arkit(blendshapes) -> np.ndarray:
     return out.reshape(*blendshapes.shape[:-1], NUM_EXPRESSIONS)
 
 
+def arkit_morph_targets(expression_deltas) -> np.ndarray:
+    """Our 53 morph targets → ARKit's 52 in :data:`ARKIT_NAMES` order: a merged name's target is the sum of
+    its two sides' (weight 1 on ``browInnerUp`` moves both brows as ICT's two shapes at 1 do), ``tongueOut`` is
+    all zeros.
+
+    Args:
+        expression_deltas: :math:`(53, V, 3)` (NumPy or torch).
+
+    Returns:
+        :math:`(52, V, 3)` float32.
+    """
+    deltas = np.asarray(expression_deltas.detach().cpu().numpy() if hasattr(expression_deltas, "detach")
+                        else expression_deltas, np.float32)
+    out = np.zeros((NUM_ARKIT, *deltas.shape[1:]), np.float32)
+    for column, name in enumerate(ARKIT_NAMES):
+        for index in ARKIT_SOURCES[name]:
+            out[column] += deltas[index]
+    return out
+
+
 def column_order(names: Iterable[str]) -> tuple[str, list[int]] | None:
     """How a file's column names map onto a known table.
 
