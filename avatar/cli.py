@@ -171,6 +171,22 @@ def edit(
 
 
 @app.command()
+def view(
+    bundle: Path = typer.Argument(..., help="The .avatar bundle folder to show."),
+    motion: Optional[Path] = typer.Option(None, "--motion", help="A motion file (avatar track / avatar listen) to play."),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Audio to play with the motion [default: the clip beside it]."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1 [default: a free one]."),
+    no_open: bool = typer.Option(False, "--no-open", help="Do not open a browser."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write the page as a static folder instead of serving it."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing -o folder."),
+) -> None:
+    """Look at an avatar in the browser (three.js): orbit, ARKit expression and head sliders, motion playback."""
+    from avatar.commands.view import run_view_command
+
+    run_view_command(bundle, motion, audio, port, not no_open, out, force, echo=typer.echo)
+
+
+@app.command()
 def batch(
     command: str = typer.Argument(..., help="fit | listen | track"),
     inputs: list[Path] = typer.Argument(..., help="A folder of inputs (or input files)."),
