@@ -183,42 +183,68 @@ def edit(source, text: str, strength: float | None = None, seed: int = 0, *, pip
     return Avatar(edit_bundle(bundle, parsed.text, strength=strength, seed=seed, pipeline=pipeline, head=head))
 
 
-def track(video: str | os.PathLike, progress=None):
+def track(video: str | os.PathLike, progress=None, estimator: str = "ours"):
     """Track the main face of a video into 53 expression weights + head pose at 30 fps.
 
     Args:
         video: a video (mp4, mov, mkv, webm, avi) that shows a face.
         progress: ``callback(frames_done, frames_total)`` or ``None``.
+        estimator: where the expression weights come from: ``"ours"`` (the landmark fit of
+            :mod:`drivers.tracking`), ``"mediapipe"`` (Google's Face Landmarker blendshapes,
+            :mod:`drivers.tracking.face_landmarker`) or ``"fused"`` (a per-shape blend of the two fitted on
+            synthetic ground truth). The head pose is always ours.
 
     Returns:
         a :class:`drivers.tracking.TrackResult`: ``.to_motion()`` is the
         :class:`~avatar.core.motion.Motion`; ``.face_found`` says where the face was seen.
 
     Raises:
-        AvatarInputError: missing or unreadable file, no video stream, no face in any frame.
+        AvatarInputError: missing or unreadable file, no video stream, no face in any frame, unknown estimator.
     """
+    from dataclasses import replace
+
     from avatar.core.motion import MOTION_FPS
     from drivers.media import probe
     from drivers.tracking import iter_video_frames, track_frames
+    from drivers.tracking.face_landmarker import ESTIMATORS, GoogleBlendshapes, blend_estimates
 
+    if estimator not in ESTIMATORS:
+        raise AvatarInputError(f"unknown estimator (--estimator) {estimator!r}; use {', '.join(ESTIMATORS)}")
     video = Path(video)
     info = probe(video, check_silence=False)
     if not info.has_video:
         raise AvatarInputError(f"{video} has no video stream (audio only); tracking needs a video that shows a face")
     total = info.num_motion_frames()
+    google = GoogleBlendshapes(MOTION_FPS) if estimator != "ours" else None
+    estimates: list = []
 
     def frames():
         for index, image in enumerate(iter_video_frames(video, MOTION_FPS)):
+            if google is not None:
+                estimates.append(google.push(image))
             if progress is not None:
                 progress(index + 1, total)
             yield image
 
     try:
-        return track_frames(frames(), MOTION_FPS)
+        result = track_frames(frames(), MOTION_FPS)
     except AvatarInputError as error:
         if str(error).startswith("no face found"):
             raise AvatarInputError(f"no face found in any frame of {video}; pass a clip that shows a face") from error
         raise
+    finally:
+        if google is not None:
+            google.close()
+    if google is None:
+        return result
+    import torch
+
+    count = result.num_frames
+    estimates = (estimates + [None] * count)[:count]
+    found = np.array([e is not None for e in estimates])
+    theirs = np.stack([e if e is not None else np.zeros(result.weights.shape[1], np.float32) for e in estimates])
+    weights = blend_estimates(result.weights.numpy(), theirs, found, estimator)
+    return replace(result, weights=torch.from_numpy(weights))
 
 
 def style_caption(style) -> str | None:

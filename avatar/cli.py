@@ -99,6 +99,7 @@ def track(
     csv: bool = typer.Option(False, "--csv", help="Also write a Live Link Face-style CSV beside it."),
     preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a side-by-side preview .mp4."),
     avatar_dir: Optional[Path] = typer.Option(None, "--avatar", help="Avatar bundle for the preview [default: built-in]."),
+    estimator: str = typer.Option("ours", "--estimator", help="ours | mediapipe (Google's Face Landmarker) | fused."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
     """Track a face in a video into 53 expression weights (ICT; ARKit names in the CSV) + head pose at 30 fps (performance capture)."""
@@ -111,7 +112,7 @@ def track(
             progress.update(task, description=stage, completed=done, total=total)
 
         result = run_track_command(clip, out, csv=csv, preview=preview, avatar_dir=avatar_dir, force=force,
-                                   progress=update)
+                                   progress=update, estimator=estimator)
     typer.echo(result.summary())
 
 

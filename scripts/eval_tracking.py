@@ -31,7 +31,9 @@ from scipy.stats import spearmanr
 
 from avatar.core.errors import AvatarInputError
 from avatar.core.paths import REPO_ROOT, shared_dir
-from drivers.tracking import TrackerConfig, track_landmarks, track_video
+from avatar.core.expressions import EXPRESSION_NAMES
+from drivers.tracking import TrackerConfig, iter_video_frames, track_landmarks, track_video
+from drivers.tracking.face_landmarker import estimate_frames
 from research.tracking.evaluation import (
     SyntheticFaceRenderer,
     audio_rms_per_frame,
@@ -57,6 +59,7 @@ def synthetic(args, shared: Path) -> dict:
     cache = args.cache / f"synthetic_seed{args.seed}_{args.frames}f"
     cache.mkdir(parents=True, exist_ok=True)
     errors, rotations, relative, found, per_clip, offsets = [], [], [], [], [], []
+    truths, ours_all, google_all, google_found = [], [], [], []
     for i, clip in enumerate(clips):
         video = cache / f"clip{i:02d}.mp4"
         if not video.is_file():
@@ -64,6 +67,12 @@ def synthetic(args, shared: Path) -> dict:
             write_video(video, frames, fps=30.0, force=True)
         result = track_video(video, fps=30.0)
         count = min(result.num_frames, len(clip.weights))
+        google, seen = estimate_frames(iter_video_frames(video, 30.0))
+        count = min(count, len(google))
+        truths.append(clip.weights[:count])
+        ours_all.append(result.weights.numpy()[:count])
+        google_all.append(google[:count])
+        google_found.append(seen[:count])
         err = np.abs(result.weights.numpy()[:count] - clip.weights[:count])
         estimate = result.head_rotation.numpy()[:count]
         rot = rotation_error_deg(estimate, clip.head_rotation[:count])
@@ -84,6 +93,8 @@ def synthetic(args, shared: Path) -> dict:
     err = np.concatenate(errors)
     per_weight = err.mean(0)
     rot = np.concatenate(rotations)
+    arrays = {"truth": np.concatenate(truths), "ours": np.concatenate(ours_all), "google": np.concatenate(google_all),
+              "google_found": np.concatenate(google_found)}
     active = np.concatenate([c.weights[: len(e)] for c, e in zip(clips, errors)]) > 0.1
     return {
         "sequences": len(clips),
@@ -102,7 +113,63 @@ def synthetic(args, shared: Path) -> dict:
         "rotation_offset_deg_rms_xyz": np.round(np.sqrt((np.asarray(offsets) ** 2).mean(0)), 3).tolist(),
         "face_found": float(np.concatenate(found).mean()),
         "per_clip": per_clip,
+        "vs_mediapipe": estimator_comparison(arrays, names),
+        "_arrays": arrays,
     }
+
+
+#: The shapes the issue names for the estimator comparison (issue 16).
+KEY_SHAPES = ("jawOpen", "eyeBlink_L", "eyeBlink_R", "mouthSmile_L", "mouthSmile_R", "browInnerUp")
+REAL_SHAPES = ("jawOpen", "eyeBlink_L", "eyeBlink_R", "mouthSmile_L", "mouthSmile_R", "browInnerUp", "browDown_L",
+               "browDown_R", "mouthFunnel", "mouthPucker")
+
+
+def _column(weights: np.ndarray, names, shape: str) -> np.ndarray:
+    """One shape's weights; ``browInnerUp`` (one ARKit shape) is the mean of ICT's two sides."""
+    if shape == "browInnerUp":
+        return weights[:, [names.index("browInnerUp_L"), names.index("browInnerUp_R")]].mean(1)
+    return weights[:, names.index(shape)]
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    return None if a.std() < 1e-9 or b.std() < 1e-9 else float(np.corrcoef(a, b)[0, 1])
+
+
+def estimator_comparison(arrays: dict, names) -> dict:
+    """Ours vs Google's Face Landmarker (and the fused estimate) against the synthetic truth: per-shape MAE and
+    Pearson r, over the frames where Google found the face (52 ARKit shapes less tongueOut; the L/R brow and
+    cheek pairs of the truth are compared as ICT's two columns)."""
+    from drivers.tracking.face_landmarker import FUSION_FILE, blend_estimates
+
+    seen = arrays["google_found"]
+    truth, estimates = arrays["truth"][seen], {"ours": arrays["ours"][seen], "mediapipe": arrays["google"][seen]}
+    if FUSION_FILE.is_file():
+        estimates["fused"] = blend_estimates(estimates["ours"], estimates["mediapipe"], np.ones(len(truth), bool), "fused")
+    out = {"frames_compared": int(seen.sum()), "google_face_found": float(seen.mean())}
+    for label, est in estimates.items():
+        mae = np.abs(est - truth).mean(0)
+        out[f"{label}_mae_mean"] = round(float(mae.mean()), 4)
+        out[f"{label}_key_shapes"] = {
+            shape: {"mae": round(float(np.abs(_column(est, names, shape) - _column(truth, names, shape)).mean()), 4),
+                    "r": (lambda r: None if r is None else round(r, 3))(_pearson(_column(est, names, shape), _column(truth, names, shape)))}
+            for shape in KEY_SHAPES}
+        out[f"{label}_per_shape_mae"] = {n: round(float(v), 4) for n, v in zip(names, mae)}
+    out["ours_better_shapes"] = int((np.abs(estimates["ours"] - truth).mean(0) < np.abs(estimates["mediapipe"] - truth).mean(0)).sum())
+    return out
+
+
+def fit_fusion(arrays: dict, names, grid: int = 11) -> dict:
+    """Per-shape weight α of ours in ``α ours + (1 − α) Google's`` minimising the MAE on these (training) clips."""
+    seen = arrays["google_found"]
+    truth, ours, google = arrays["truth"][seen], arrays["ours"][seen], arrays["google"][seen]
+    alphas = np.linspace(0.0, 1.0, grid)
+    errors = np.stack([np.abs(a * ours + (1 - a) * google - truth).mean(0) for a in alphas])  # (grid, 53)
+    best = alphas[errors.argmin(0)]
+    return {"ours_weight": {n: round(float(a), 3) for n, a in zip(names, best)},
+            "train_mae": {"ours": round(float(np.abs(ours - truth).mean()), 4),
+                          "mediapipe": round(float(np.abs(google - truth).mean()), 4),
+                          "fused": round(float(errors.min(0).mean()), 4)},
+            "frames": int(seen.sum())}
 
 
 def _constant_offset_deg(estimate: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -132,7 +199,7 @@ def real_clips(shared: Path, as_json: bool, names: list[str] | None = None) -> d
     from drivers.media import probe, read_audio
 
     out = {}
-    correlations = []
+    correlations, google_means = [], []
     for path in sorted((shared / "media" / "videos").glob("*.mp4")):
         if names and not any(path.name.startswith(n) for n in names):
             continue
@@ -161,6 +228,17 @@ def real_clips(shared: Path, as_json: bool, names: list[str] | None = None) -> d
                 "lip_gap_rms_corr_best_lead": round(max(gap_leads.values()), 4),
             })  # fmt: skip
             correlations.append((leads[0], leads[FIXED_LEAD_FRAMES], leads[best]))
+        if path.name in TALKING_CLIPS:
+            google, seen = estimate_frames(iter_video_frames(path, 30.0))
+            count = min(len(google), result.num_frames)
+            ours = result.weights.numpy()[:count][seen[:count]]
+            theirs = google[:count][seen[:count]]
+            names = result.expression_names
+            entry["vs_mediapipe_r"] = {shape: (lambda r: None if r is None else round(r, 3))(
+                _pearson(_column(ours, names, shape), _column(theirs, names, shape))) for shape in REAL_SHAPES}
+            values = [v for v in entry["vs_mediapipe_r"].values() if v is not None]
+            entry["vs_mediapipe_r_mean"] = round(float(np.mean(values)), 3) if values else None
+            google_means.append(entry["vs_mediapipe_r_mean"])
         out[path.name] = entry
         if not as_json:
             print(f"  {path.name:40s} {json.dumps(entry)}")
@@ -171,6 +249,7 @@ def real_clips(shared: Path, as_json: bool, names: list[str] | None = None) -> d
         "jaw_rms_corr_mean": None if mean[0] is None else float(mean[0]),
         "jaw_rms_corr_lead_100ms_mean": None if mean[1] is None else float(mean[1]),
         "jaw_rms_corr_best_lead_mean": None if mean[2] is None else float(mean[2]),
+        "vs_mediapipe_r_mean": round(float(np.mean([m for m in google_means if m is not None])), 3) if google_means else None,
     }
 
 
@@ -200,15 +279,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--clips", nargs="+", help="only the real clips whose names start with these (default: all)")
+    parser.add_argument("--fit-fusion", action="store_true",
+                        help="fit the fused estimator's per-shape weights on clips of --fusion-seed and write "
+                             "assets/mediapipe/fusion.json (before evaluating)")
+    parser.add_argument("--fusion-seed", type=int, default=2023, help="seed of the fusion's training clips")
     args = parser.parse_args(argv)
     shared = shared_dir()
     if shared is None:
         raise AvatarInputError("../shared is needed (ICT data, MediaPipe golden pair, media)")
     report: dict = {"tracker": {"camera_distance_cm": TrackerConfig().camera_distance}}
+    if args.fit_fusion:
+        from avatar.core.io import atomic_write_text
+        from drivers.tracking.face_landmarker import FUSION_FILE
+
+        training = synthetic(argparse.Namespace(**{**vars(args), "seed": args.fusion_seed}), shared)
+        fusion = {"seed": args.fusion_seed, "sequences": args.sequences, "frames_per_sequence": args.frames,
+                  "command": "python scripts/eval_tracking.py --fit-fusion", **fit_fusion(training["_arrays"],
+                                                                                          EXPRESSION_NAMES)}
+        atomic_write_text(FUSION_FILE, json.dumps(fusion, indent=1) + "\n", force=True)
+        report["fusion_fit"] = {k: v for k, v in fusion.items() if k != "ours_weight"}
     if not args.skip_synthetic:
         if not args.json:
             print("synthetic ground truth:")
         report["synthetic"] = synthetic(args, shared)
+        report["synthetic"].pop("_arrays")
     report["golden"] = golden(shared)
     if not args.skip_real:
         if not args.json:

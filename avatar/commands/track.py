@@ -47,9 +47,9 @@ def output_paths(clip: Path, out: str | os.PathLike | None, csv: bool) -> tuple[
 
 def run_track_command(clip: str | os.PathLike, out: str | os.PathLike | None = None, csv: bool = False,
                       preview: str | os.PathLike | None = None, avatar_dir: str | os.PathLike | None = None,
-                      force: bool = False, progress=None) -> TrackCommandResult:
+                      force: bool = False, progress=None, estimator: str = "ours") -> TrackCommandResult:
     """Track ``clip`` and write the motion file (+ CSV, + preview with ``avatar_dir``'s avatar or the built-in
-    one); ``progress`` is ``callback(stage, done, total)`` or ``None``.
+    one); ``progress`` is ``callback(stage, done, total)`` or ``None``; ``estimator`` as for :func:`avatar.api.track`.
 
     Raises:
         AvatarInputError: missing/unreadable clip, audio-only file, no face in any frame, existing outputs.
@@ -59,6 +59,8 @@ def run_track_command(clip: str | os.PathLike, out: str | os.PathLike | None = N
     from drivers.tracking.preview import write_track_preview
 
     tic = time.perf_counter()
+    if estimator not in ("ours", "mediapipe", "fused"):
+        raise AvatarInputError(f"unknown --estimator {estimator!r}; use ours, mediapipe or fused")
     clip = Path(clip)
     motion_path, csv_path = output_paths(clip, out, csv)
     preview_path = Path(preview) if preview is not None else None
@@ -70,7 +72,7 @@ def run_track_command(clip: str | os.PathLike, out: str | os.PathLike | None = N
     avatar = None
     if preview_path is not None:
         avatar = load(avatar_dir) if avatar_dir is not None else default_avatar()
-    result = track(clip, None if progress is None else (lambda done, n: progress("tracking", done, n)))
+    result = track(clip, None if progress is None else (lambda done, n: progress("tracking", done, n)), estimator)
     if preview_path is not None:
         write_track_preview(clip, result, avatar, preview_path, force,
                             None if progress is None else (lambda done, n: progress("preview", done, n)))
