@@ -233,9 +233,9 @@ def real_clips(shared: Path, as_json: bool, names: list[str] | None = None) -> d
             count = min(len(google), result.num_frames)
             ours = result.weights.numpy()[:count][seen[:count]]
             theirs = google[:count][seen[:count]]
-            names = result.expression_names
+            shapes = result.expression_names
             entry["vs_mediapipe_r"] = {shape: (lambda r: None if r is None else round(r, 3))(
-                _pearson(_column(ours, names, shape), _column(theirs, names, shape))) for shape in REAL_SHAPES}
+                _pearson(_column(ours, shapes, shape), _column(theirs, shapes, shape))) for shape in REAL_SHAPES}
             values = [v for v in entry["vs_mediapipe_r"].values() if v is not None]
             entry["vs_mediapipe_r_mean"] = round(float(np.mean(values)), 3) if values else None
             google_means.append(entry["vs_mediapipe_r_mean"])
