@@ -198,3 +198,12 @@ def test_listen_killed_with_sigterm_leaves_nothing(tmp_path, shared):
     process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM
     assert list(out.iterdir()) == []
+
+
+def test_ray_flag_takes_an_optional_address():
+    from avatar.commands.batch import ray_flag_value
+
+    assert ray_flag_value(["batch", "fit", "in", "-o", "out", "--ray"])[-2:] == ["--ray", "local"]
+    assert ray_flag_value(["batch", "fit", "--ray", "in", "-o", "out"])[2:5] == ["--ray", "local", "in"]
+    assert ray_flag_value(["batch", "fit", "in", "--ray", "ray://head:10001"])[-2:] == ["--ray", "ray://head:10001"]
+    assert ray_flag_value(["batch", "fit", "in", "--ray", "auto", "-o", "x"])[3:5] == ["--ray", "auto"]
