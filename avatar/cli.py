@@ -188,6 +188,21 @@ def view(
 
 
 @app.command()
+def serve(
+    avatar_dir: Optional[Path] = typer.Option(None, "--avatar", help="Avatar bundle the page shows [default: built-in]."),
+    port: int = typer.Option(8765, "--port", help="Port (0: a free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (default: this machine only)."),
+    style: Optional[str] = typer.Option(None, "--style", help="Listener style for every session."),
+    vmc: Optional[str] = typer.Option(None, "--vmc", help="Also send VMC-protocol OSC to HOST:PORT."),
+    max_sessions: Optional[int] = typer.Option(None, "--max-sessions", help="Concurrent sessions [default: 8]."),
+) -> None:
+    """Listen live: a WebSocket endpoint /listen (16 kHz float32 audio in, ARKit codes out) and a page at /."""
+    from avatar.commands.serve import run_serve_command
+
+    run_serve_command(avatar_dir, port, host, style, vmc, max_sessions, echo=typer.echo)
+
+
+@app.command()
 def batch(
     command: str = typer.Argument(..., help="fit | listen | track"),
     inputs: list[Path] = typer.Argument(..., help="A folder of inputs (or input files)."),

@@ -1,6 +1,8 @@
-// avatar view: an avatar bundle's GLB in three.js — orbit camera, ARKit expression and head-pose sliders, and
-// playback of a motion file (ARKit weights + head yaw/pitch/roll) in sync with its audio. Reads view.json:
-// {"title", "glb", "motion": file or null, "audio": file or null}. window.viewer is a small handle for tests.
+// avatar view / avatar serve: an avatar bundle's GLB in three.js — orbit camera, ARKit expression and head-pose
+// sliders, playback of a motion file (ARKit weights + head yaw/pitch/roll) in sync with its audio, and (serve) live
+// listening: the microphone (and camera) streamed to the server's /listen WebSocket, the codes that come back
+// animating the head. Reads view.json: {"title", "glb", "motion", "audio", "live": endpoint or absent}.
+// window.viewer is a small handle for tests.
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
@@ -44,7 +46,8 @@ function slider(parent, label, min, max, step, value, onInput) {
 }
 
 const state = { meshes: [], neck: null, head: { yaw: 0, pitch: 0, roll: 0 }, sliders: {}, headSliders: {},
-                motion: null, audio: null, playing: false, t0: 0, time: 0 };
+                motion: null, audio: null, playing: false, t0: 0, time: 0,
+                live: { queue: [], received: 0, applied: 0, errors: [], last: 0, socket: null } };
 
 function setWeight(name, value) {
   for (const mesh of state.meshes) {
@@ -144,10 +147,78 @@ async function main() {
   }
   $('status').textContent = `${names.length} expressions` + (state.motion ? `; motion ${duration().toFixed(2)} s at ${state.motion.fps} fps` : '')
     + (state.audio ? ' with audio' : '');
+  if (config.live) {
+    $('live').hidden = false;
+    $('listen').addEventListener('click', () => startListening(config.live, $('camera').checked));
+  }
 }
 
-function animate() {
+// ---------------------------------------------------------------------------------------------- live (avatar serve)
+function applyLiveFrame(frame) {
+  for (const [name, value] of Object.entries(frame.weights)) setWeight(name, value);
+  const [pitch, yaw, roll] = frame.head;
+  Object.assign(state.head, { pitch: pitch * DEG, yaw: yaw * DEG, roll: roll * DEG });
+  applyHead();
+}
+
+function stepLive(now) {
+  // frames come in bursts (a chunk every ~100 ms): play them out 1/30 s apart on the page's clock; at a low frame
+  // rate show the newest due frame (never fall behind), and catch up when the server is far ahead
+  const live = state.live;
+  if (!live.queue.length) { live.clock = null; return; }
+  if (live.clock === null || live.clock === undefined) live.clock = now - 1000 / 30;
+  let due = Math.floor((now - live.clock) * 30 / 1000);
+  if (live.queue.length - due > 6) due = live.queue.length - 3;
+  if (due < 1) return;
+  const played = live.queue.splice(0, Math.min(due, live.queue.length));
+  live.clock += played.length * 1000 / 30;
+  applyLiveFrame(played[played.length - 1]);
+  live.applied += played.length;
+}
+
+async function startListening(endpoint, withCamera) {
+  const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: withCamera });
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/${endpoint}?video=${withCamera ? 1 : 0}`;
+  const socket = new WebSocket(url);
+  socket.binaryType = 'arraybuffer';
+  state.live.socket = socket;
+  await new Promise((resolve, reject) => { socket.onopen = resolve; socket.onerror = () => reject(new Error('cannot connect')); });
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === 'codes') { state.live.queue.push(...message.frames); state.live.received += message.frames.length; }
+    else if (message.type === 'error') { state.live.errors.push(message.message); $('status').textContent = message.message; }
+  };
+  socket.onclose = () => { $('status').textContent = 'disconnected'; };
+  const context = new AudioContext({ sampleRate: 16000 });
+  const source = context.createMediaStreamSource(media);
+  const processor = context.createScriptProcessor(2048, 1, 1);
+  processor.onaudioprocess = (event) => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(new Float32Array(event.inputBuffer.getChannelData(0)).buffer);
+  };
+  source.connect(processor);
+  processor.connect(context.destination);
+  if (withCamera && media.getVideoTracks().length) {
+    const video = document.createElement('video');
+    video.srcObject = media;
+    video.muted = true;
+    await video.play();
+    const canvas = document.createElement('canvas');
+    canvas.width = 320; canvas.height = 240;
+    const start = performance.now();
+    setInterval(() => {
+      if (socket.readyState !== WebSocket.OPEN) return;
+      canvas.getContext('2d').drawImage(video, 0, 0, canvas.width, canvas.height);
+      const jpeg = canvas.toDataURL('image/jpeg', 0.7).split(',')[1];
+      socket.send(JSON.stringify({ type: 'frame', t: (performance.now() - start) / 1000, jpeg }));
+    }, 1000 / 15);
+  }
+  $('status').textContent = 'listening…';
+  $('listen').disabled = true;
+}
+
+function animate(now) {
   requestAnimationFrame(animate);
+  stepLive(now || performance.now());
   if (state.playing) {
     const t = state.audio && !state.audio.paused ? state.audio.currentTime : performance.now() / 1000 - state.t0;
     if (t >= duration()) { showFrame(duration()); pause(); } else showFrame(t);
@@ -165,5 +236,9 @@ window.viewer = {
   seek, play, pause,
   get frame() { return state.frame; },
   get names() { return Object.keys(state.sliders); },
+  get live() { return { received: state.live.received, applied: state.live.applied, errors: state.live.errors,
+                        jawOpen: state.meshes[0]?.morphTargetInfluences[state.meshes[0].morphTargetDictionary.jawOpen] }; },
+  weight: (name) => state.meshes[0]?.morphTargetInfluences[state.meshes[0].morphTargetDictionary[name]],
+  listen: (withCamera = false) => startListening('listen', withCamera),
 };
 ready.catch((error) => { $('status').textContent = `error: ${error.message}`; console.error(error); });

@@ -9,7 +9,7 @@ Folder layout::
     motion.json                  optional: {"fps", "names": ARKit's 52, "weights": T × 52, "head": T × 3
                                  (yaw, pitch, roll, rad), "time": T seconds}
     audio.<ext>                  optional: played in sync with the motion (time 0 = its start)
-    view.json                    {"title", "glb", "motion", "audio"}: what the page loads
+    view.json                    {"title", "glb", "motion", "audio"[, "live"]}: what the page loads
 
 Browsers do not run ES modules from ``file://`` pages, so open it through a server (``avatar view`` serves it;
 ``python -m http.server -d DIR`` does too).
@@ -46,7 +46,8 @@ def motion_document(motion: Motion) -> dict:
 
 
 def write_viewer(folder: str | os.PathLike, glb: str | os.PathLike, motion: Motion | None = None,
-                 audio: str | os.PathLike | None = None, title: str = "avatar", force: bool = False) -> Path:
+                 audio: str | os.PathLike | None = None, title: str = "avatar", force: bool = False,
+                 live: str | None = None) -> Path:
     """Write the viewer folder atomically (see the module docstring).
 
     Args:
@@ -56,6 +57,7 @@ def write_viewer(folder: str | os.PathLike, glb: str | os.PathLike, motion: Moti
         audio: a file browsers play (:data:`BROWSER_AUDIO`) to play with the motion, or ``None``.
         title: shown on the page.
         force: replace an existing folder.
+        live: the WebSocket endpoint of a live server (``avatar serve``: ``"listen"``), or ``None``.
 
     Raises:
         AvatarInputError: a missing GLB or audio file, audio a browser cannot play, audio without motion, or an
@@ -75,7 +77,7 @@ def write_viewer(folder: str | os.PathLike, glb: str | os.PathLike, motion: Moti
             shutil.copy(page, tmp / page.name)
         shutil.copytree(WEB_ASSETS / "three", tmp / "three")
         shutil.copy(glb, tmp / "avatar.glb")
-        config = {"title": title, "glb": "avatar.glb", "motion": None, "audio": None}
+        config = {"title": title, "glb": "avatar.glb", "motion": None, "audio": None, **({"live": live} if live else {})}
         if motion is not None:
             (tmp / "motion.json").write_text(json.dumps(motion_document(motion), separators=(",", ":")))
             config["motion"] = "motion.json"
