@@ -10,6 +10,7 @@ Modules, in the order data flows through them:
 - :mod:`~drivers.listener.stream` — :class:`~drivers.listener.stream.ListenerStream`, the real-time API;
 - :mod:`~drivers.listener.clip_listener` — listening to a recorded clip with every core busy (what
   ``avatar listen`` runs);
+- :mod:`~drivers.listener.live_server` — live listening over WebSocket (``avatar serve``), VMC out;
 - :mod:`~drivers.listener.events` — nods and blinks in a code track.
 
 The code layout (59 numbers per frame) is :mod:`avatar.core.code_layout`; frames are drawn by
