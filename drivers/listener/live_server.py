@@ -22,6 +22,7 @@ import base64
 import io
 import json
 import math
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -182,7 +183,10 @@ class ListenServer:
         self.config = config
         self.pipeline = load_listener()
         self.vmc = VmcSender(*config.vmc) if config.vmc else None
-        self.pool = ThreadPoolExecutor(max_workers=max(1, config.max_sessions), thread_name_prefix="avatar-serve")
+        # one worker per core: the sessions' work is small and Python-heavy, and more threads than cores only
+        # fight over the GIL (measured: 8 sessions on 8 threads p95 573 ms; on 2, see docs/BENCHMARKS.md)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, min(config.max_sessions, os.cpu_count() or 1)),
+                                       thread_name_prefix="avatar-serve")
         self.sessions = 0
         self.port = config.port
         self._loop = None
