@@ -177,23 +177,29 @@ function stepLive(now) {
 }
 
 async function startListening(endpoint, withCamera) {
+  const marks = state.live.marks = { click: performance.now() };
   const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: withCamera });
+  marks.microphone = performance.now();
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/${endpoint}?video=${withCamera ? 1 : 0}`;
   const socket = new WebSocket(url);
   socket.binaryType = 'arraybuffer';
   state.live.socket = socket;
   await new Promise((resolve, reject) => { socket.onopen = resolve; socket.onerror = () => reject(new Error('cannot connect')); });
+  marks.connected = performance.now();
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
+    marks.firstCodes = marks.firstCodes || performance.now();
     if (message.type === 'codes') { state.live.queue.push(...message.frames); state.live.received += message.frames.length; }
     else if (message.type === 'error') { state.live.errors.push(message.message); $('status').textContent = message.message; }
   };
   socket.onclose = () => { $('status').textContent = 'disconnected'; };
   const context = new AudioContext({ sampleRate: 16000 });
   const source = context.createMediaStreamSource(media);
-  const processor = context.createScriptProcessor(2048, 1, 1);
+  const processor = context.createScriptProcessor(1024, 1, 1);  // 64 ms: small enough to keep latency low
   processor.onaudioprocess = (event) => {
-    if (socket.readyState === WebSocket.OPEN) socket.send(new Float32Array(event.inputBuffer.getChannelData(0)).buffer);
+    if (socket.readyState !== WebSocket.OPEN) return;
+    marks.firstAudio = marks.firstAudio || performance.now();
+    socket.send(new Float32Array(event.inputBuffer.getChannelData(0)).buffer);
   };
   source.connect(processor);
   processor.connect(context.destination);
@@ -237,6 +243,7 @@ window.viewer = {
   get frame() { return state.frame; },
   get names() { return Object.keys(state.sliders); },
   get live() { return { received: state.live.received, applied: state.live.applied, errors: state.live.errors,
+                        marks: state.live.marks,
                         jawOpen: state.meshes[0]?.morphTargetInfluences[state.meshes[0].morphTargetDictionary.jawOpen] }; },
   weight: (name) => state.meshes[0]?.morphTargetInfluences[state.meshes[0].morphTargetDictionary[name]],
   listen: (withCamera = false) => startListening('listen', withCamera),
