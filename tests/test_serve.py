@@ -201,7 +201,7 @@ def test_page_listens_to_a_fake_microphone_in_chromium(server, tmp_path):
         live = page.evaluate("window.viewer.live")
         browser.close()
     assert errors == [] and live["errors"] == []
-    assert live["received"] >= 45 and live["applied"] >= 40  # codes keep coming, about 30 frames a second
+    assert live["received"] >= 30 and live["applied"] >= 25  # codes keep coming (about 60 in 2 s on an idle machine)
     marks = live["marks"]
     assert marks["click"] <= marks["microphone"] <= marks["connected"] <= marks["firstAudio"] <= marks["firstCodes"]
 

@@ -113,8 +113,8 @@ def test_page_renders_and_animates_in_chromium(bundle, motion_file, tmp_path):
             page.evaluate("window.viewer.ready")
             page.evaluate("window.viewer.seek(0)")
 
-            def shot():
-                page.wait_for_timeout(300)
+            def shot():  # after two drawn frames, however slowly software WebGL draws
+                page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
                 return np.asarray(Image.open(io.BytesIO(page.locator("canvas").screenshot())).convert("RGB")).astype(int)
 
             rest = shot()
@@ -133,6 +133,7 @@ def test_page_renders_and_animates_in_chromium(bundle, motion_file, tmp_path):
             assert page.evaluate("window.viewer.frame") == 66 and np.abs(early - late).mean() > 0.2
             page.evaluate("window.viewer.play()")
             page.wait_for_timeout(600)
+            page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
             assert page.evaluate("window.viewer.frame") != 66  # playback moves on
             browser.close()
     finally:
