@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from avatar.core.code_layout import EXPRESSION_SLICE, ROTATION_SLICE
+from avatar.core.code_layout import CODE_DIM, EXPRESSION_SLICE, ROTATION_SLICE
 from avatar.core.errors import AvatarInputError
 from avatar.core.expressions import ARKIT_NAMES, arkit_from_expression
 from avatar.core.motion import MOTION_FPS
@@ -133,7 +133,7 @@ class Session:
         return self._out(codes)
 
     def _out(self, codes) -> list[dict]:
-        codes = np.asarray(codes, np.float32).reshape(-1, 59)
+        codes = np.asarray(codes, np.float32).reshape(-1, CODE_DIM)
         if self.vmc is not None and len(codes):
             self.vmc.send(codes)
         frames = code_frames(codes, self.frames_out)

@@ -115,6 +115,6 @@ def blend_estimates(ours: np.ndarray, google: np.ndarray, google_found: np.ndarr
         return ours
     if estimator not in ESTIMATORS:
         raise AvatarInputError(f"unknown estimator {estimator!r}; use {', '.join(ESTIMATORS)}")
-    alpha = np.ones(NUM_EXPRESSIONS, np.float32) * 0.0 if estimator == "mediapipe" else fusion_weights()
+    alpha = np.zeros(NUM_EXPRESSIONS, np.float32) if estimator == "mediapipe" else fusion_weights()
     mixed = alpha * ours + (1.0 - alpha) * google
     return np.where(google_found[:, None], mixed, ours).astype(np.float32)
