@@ -1,7 +1,8 @@
 """Evaluate the listener on held-out speakers (DIM's protocol) against three baselines and the teacher.
 
     python scripts/eval_listener.py DATA_DIR [--weights assets/listener] [--steps N] [--horizon H] [--style-scale S]
-                                    [--temperature T] [--pose-temperature T] [--pose-recentre S] [--eta E]
+                                    [--temperature T] [--pose-temperature T] [--blink-temperature T]
+                                    [--pose-recentre S] [--eta E]
                                     [--style caption|none]
                                     [--max-seconds 45] [--speakers N] [--json]
 
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="initial-noise scale of the expression columns (default: the weights')")
     parser.add_argument("--pose-temperature", type=float, default=None,
                         help="initial-noise scale of the head-pose columns (default: the weights')")
+    parser.add_argument("--blink-temperature", type=float, default=None,
+                        help="initial-noise scale of the eyelid columns (default: the weights')")
     parser.add_argument("--pose-recentre", type=float, default=None,
                         help="time constant (s) of the head-pose drift removal, 0 = off (default: the weights')")
     parser.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default: the weights')")
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = load_listener(args.weights)
     overrides = {k: v for k, v in (("steps", args.steps), ("horizon", args.horizon), ("style_scale", args.style_scale),
                                    ("temperature", args.temperature), ("pose_temperature", args.pose_temperature),
+                                   ("blink_temperature", args.blink_temperature),
                                    ("pose_recentre_s", args.pose_recentre), ("eta", args.eta)) if v is not None}
     pipeline.sampling = SamplingConfig(**{**pipeline.sampling.__dict__, **overrides})
     manifest = load_manifest(args.data_dir)

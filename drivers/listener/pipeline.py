@@ -46,7 +46,7 @@ from pathlib import Path
 
 import torch
 
-from avatar.core.code_layout import CODE_DIM, EXPRESSION_SLICE, POSE_SLICE
+from avatar.core.code_layout import BLINK_LEFT, BLINK_RIGHT, CODE_DIM, EXPRESSION_SLICE, POSE_SLICE
 from avatar.core.diffusion import DDIMSampler, split_prediction
 from avatar.core.errors import AvatarInputError
 from avatar.core.motion import MOTION_FPS
@@ -146,6 +146,8 @@ class SamplingConfig:
             distribution; above 1 counters the regression to the mean of few-step sampling, which
             starts too few spontaneous events — glances, smiles).
         pose_temperature: the same for the 6 head-pose columns.
+        blink_temperature: the same for the two eyelid columns (``eyeBlink_L/R``), ``None`` for ``temperature``:
+            the eyelids' noise sets how often the listener blinks (docs/LISTENER.md, "Blink rate").
         pose_recentre_s: time constant (seconds) of a causal removal of slow head-pose drift from the
             emitted codes (0 = off): the model remembers only its last window (about 1 s), so over a
             long stream its head position random-walks away from any rest pose; the slow part of that
@@ -160,6 +162,7 @@ class SamplingConfig:
     eta: float = 0.0
     temperature: float = 1.0
     pose_temperature: float = 1.0
+    blink_temperature: float | None = None
     pose_recentre_s: float = 0.0
 
 
@@ -189,6 +192,7 @@ class ListenerGenerator:
             raise AvatarInputError(f"chunk and horizon must satisfy 1 <= chunk <= horizon <= {c.window - 1}, "
                                    f"got {sampling.chunk} and {sampling.horizon}")
         if sampling.eta < 0 or sampling.temperature <= 0 or sampling.pose_temperature <= 0 \
+                or (sampling.blink_temperature is not None and sampling.blink_temperature <= 0) \
                 or sampling.pose_recentre_s < 0:
             raise AvatarInputError(f"eta and pose_recentre_s must be >= 0 and temperatures > 0, got {sampling.eta}, "
                                    f"{sampling.pose_recentre_s}, {sampling.temperature} and {sampling.pose_temperature}")
@@ -200,6 +204,8 @@ class ListenerGenerator:
         self.generator = torch.Generator().manual_seed(int(seed))
         self._noise_scale = torch.full((c.code_dim,), float(sampling.temperature))
         self._noise_scale[POSE_SLICE] = float(sampling.pose_temperature)
+        if sampling.blink_temperature is not None:
+            self._noise_scale[[BLINK_LEFT, BLINK_RIGHT]] = float(sampling.blink_temperature)
         self._noise_scale *= float(scheduler.init_noise_sigma)
         # slow head-pose drift (raw units), removed from the emitted codes
         self._recentre_rate = 1.0 / (sampling.pose_recentre_s * MOTION_FPS) if sampling.pose_recentre_s > 0 else 0.0
