@@ -6,8 +6,10 @@ output on real speaker clips, beside the behavioural teacher's on the same clips
 Clips: the shared talking videos and speech (``../shared/media``); ``held_out`` marks the ones the shipped
 listener never trained on (docs/LISTENER.md). Each clip is heard by the listener (no style) and by the teacher
 with seeds 0..N-1; the statistics (``research.listener.behaviour``) are averaged over seeds. The speaker's smiles
-come from Google's Face Landmarker on the speaker video (independent of the listener's own input). The
-controlled probes of the issue (scripted pauses, smiles, silences) are not built yet.
+come from Google's Face Landmarker on the speaker video (independent of the listener's own input). ``--probe``
+also builds a controlled probe (``research.listener.probes``: our avatar speaking espeak-ng sentences with
+scripted pauses, smiles, a silence and a sad stretch at known times; needs Debian's espeak-ng) and reports the
+answers of the listener and the teacher to those events.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--probe", action="store_true", help="also run the controlled probe (needs espeak-ng)")
     args = parser.parse_args(argv)
     root = shared_dir()
     if root is None:
@@ -74,6 +78,23 @@ def main(argv: list[str] | None = None) -> int:
         report["clips"][name] = entry
         if not args.json:
             print(name, json.dumps(entry))
+    if args.probe:
+        import tempfile
+
+        from research.listener.probes import make_probe, probe_behaviour
+
+        with tempfile.TemporaryDirectory() as tmp:
+            document = make_probe(tmp)
+            cues = speaker_cues(Path(tmp) / "probe.mp4")
+        probe = {"events": document, "listener": [], "teacher": []}
+        for seed in range(args.seeds):
+            stream = ListenerStream(seed=seed, audio=True, video=False, pipeline=pipeline)
+            codes = torch.cat([stream.push_cues(cues), stream.generator.flush()])[: len(cues)]
+            probe["listener"].append(probe_behaviour(codes, document))
+            probe["teacher"].append(probe_behaviour(motion_to_codes(teach(cues, seed=seed)), document))
+        report["probe"] = probe
+        if not args.json:
+            print("probe", json.dumps({k: probe[k] for k in ("listener", "teacher")}))
     held = [e for e in report["clips"].values() if e["held_out"]]
     report["held_out_mean"] = {who: _mean([e[who] for e in held]) for who in ("listener", "teacher")}
     print(json.dumps(report) if args.json else json.dumps(report["held_out_mean"], indent=1))
