@@ -207,7 +207,8 @@ class ListenServer:
         path = urlparse(request.path).path
         if path == "/listen":
             origin = request.headers.get("Origin")
-            if origin is not None and origin not in self._origins(self.port):  # a page of another site
+            same = f"http://{request.headers.get('Host', '')}"  # the page this server served, by whatever address
+            if origin is not None and origin != same and origin not in self._origins(self.port):  # another site
                 return connection.respond(403, f"origin {origin} is not allowed\n")
             return None
         target = (self.config.site / path.lstrip("/")).resolve() if path != "/" else self.config.site / "index.html"
