@@ -207,7 +207,10 @@ class ListenServer:
         path = urlparse(request.path).path
         if path == "/listen":
             origin = request.headers.get("Origin")
-            same = f"http://{request.headers.get('Host', '')}"  # the page this server served, by whatever address
+            # bound to this machine only: exactly our own origins (a Host-based check would let DNS rebinding in);
+            # bound to a network address: also the page as served through whatever address the browser used
+            loopback = self.config.host in ("127.0.0.1", "localhost", "::1")
+            same = None if loopback else f"http://{request.headers.get('Host', '')}"
             if origin is not None and origin != same and origin not in self._origins(self.port):  # another site
                 return connection.respond(403, f"origin {origin} is not allowed\n")
             return None
