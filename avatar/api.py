@@ -70,11 +70,8 @@ def fit(source, quality: str = "default", face_index: int | None = None, device:
     from avatar.fitting.pipeline import fit_photo, to_bundle
 
     check_device(device)
-    config = config_for_quality(quality)  # reject an unknown preset before any work
-    if prior not in ("gaussian", "generator"):
-        raise AvatarInputError(f"unknown identity prior (--prior) {prior!r}; use 'gaussian' or 'generator'")
-    if face_index is not None and int(face_index) < 0:
-        raise AvatarInputError(f"the face index (--face-index) must be 0 or more, got {face_index}")
+    check_fit_options(quality, face_index, prior)  # before any work
+    config = config_for_quality(quality)
     if prior == "generator":
         from avatar.generator.prior import load_prior
 
@@ -84,6 +81,18 @@ def fit(source, quality: str = "default", face_index: int | None = None, device:
     if isinstance(bundle.meta.get("fit", {}).get("config"), dict):  # the prior object itself is not JSON
         bundle.meta["fit"]["config"]["code_prior"] = None if prior == "gaussian" else "avatar.generator.prior"
     return Avatar(bundle)
+
+
+def check_fit_options(quality: str, face_index: int | None, prior: str) -> None:
+    """Refuse a bad fit option with a one-line error naming its flag (``avatar.fit`` and ``avatar batch fit``)."""
+    from avatar.fitting.optimize import QUALITY_PRESETS
+
+    if quality not in QUALITY_PRESETS:
+        raise AvatarInputError(f"unknown quality (--quality) {quality!r}; choose one of {', '.join(QUALITY_PRESETS)}")
+    if prior not in ("gaussian", "generator"):
+        raise AvatarInputError(f"unknown identity prior (--prior) {prior!r}; use 'gaussian' or 'generator'")
+    if face_index is not None and int(face_index) < 0:
+        raise AvatarInputError(f"the face index (--face-index) must be 0 or more, got {face_index}")
 
 
 def check_device(device: str) -> None:

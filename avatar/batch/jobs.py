@@ -74,14 +74,9 @@ def check_options(command: str, options: dict) -> dict:
         raise AvatarInputError(f"avatar batch {command} does not take {', '.join(unknown)}")
     merged = {**DEFAULTS[command], **{k: v for k, v in options.items() if v is not None}}
     if command == "fit":
-        from avatar.fitting.optimize import QUALITY_PRESETS
+        from avatar.api import check_fit_options
 
-        if merged["quality"] not in QUALITY_PRESETS:
-            raise AvatarInputError(f"unknown --quality {merged['quality']!r}; use {', '.join(QUALITY_PRESETS)}")
-        if merged["prior"] not in ("gaussian", "generator"):
-            raise AvatarInputError(f"unknown --prior {merged['prior']!r}; use 'gaussian' or 'generator'")
-        if merged["face_index"] is not None and int(merged["face_index"]) < 0:
-            raise AvatarInputError(f"--face-index must be 0 or more, got {merged['face_index']}")
+        check_fit_options(merged["quality"], merged["face_index"], merged["prior"])
     elif command == "listen":
         from avatar.api import style_caption
 

@@ -59,8 +59,6 @@ def run_track_command(clip: str | os.PathLike, out: str | os.PathLike | None = N
     from drivers.tracking.preview import write_track_preview
 
     tic = time.perf_counter()
-    if estimator not in ("ours", "mediapipe", "fused"):
-        raise AvatarInputError(f"unknown --estimator {estimator!r}; use ours, mediapipe or fused")
     clip = Path(clip)
     motion_path, csv_path = output_paths(clip, out, csv)
     preview_path = Path(preview) if preview is not None else None

@@ -30,7 +30,7 @@ def _audio_for(motion_path: Path | None, audio: Path | None, folder: Path) -> Pa
         return None
     if not audio.exists():
         raise AvatarInputError(f"{audio} not found; give the clip whose audio goes with the motion")
-    if audio.suffix.lower() in BROWSER_AUDIO and audio.suffix.lower() != ".webm":
+    if audio.suffix.lower() in BROWSER_AUDIO:
         return audio
     import soundfile
 

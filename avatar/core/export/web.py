@@ -32,7 +32,7 @@ from avatar.core.paths import ASSETS_DIR
 
 WEB_ASSETS = ASSETS_DIR / "web"
 #: Audio files browsers play as they are.
-BROWSER_AUDIO = (".wav", ".mp3", ".ogg", ".oga", ".m4a", ".aac", ".flac", ".webm")
+BROWSER_AUDIO = (".wav", ".mp3", ".ogg", ".oga", ".m4a", ".aac", ".flac")
 
 
 def motion_document(motion: Motion) -> dict:

@@ -38,11 +38,10 @@ def smile_onsets(smile: np.ndarray, fps: float, on: float = 0.35, off: float = 0
     for k, value in enumerate(smile):
         if value < off:
             calm += 1
-        elif value > on and calm >= rest_s * fps:
-            onsets.append(k)
+        elif value > on:
+            if calm >= rest_s * fps:
+                onsets.append(k)
             calm = 0
-        elif value >= off:
-            calm = 0 if value > on else calm
     return onsets
 
 
