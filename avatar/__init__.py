@@ -27,6 +27,8 @@ _LAZY = {
     "generate": "avatar.api",
     "listen": "avatar.api",
     "load": "avatar.api",
+    "perceive": "avatar.api",
+    "PerceptionStream": "drivers.perception.stream",
     "track": "avatar.api",
     "ListenerStream": "drivers.listener.stream",
     "Motion": "avatar.core.motion",

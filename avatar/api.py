@@ -28,7 +28,7 @@ from avatar.core.errors import AvatarInputError
 if TYPE_CHECKING:  # imported by the functions (see the module docstring)
     from avatar.core.avatar import Avatar
 
-__all__ = ["default_avatar", "edit", "fit", "generate", "listen", "load", "style_caption", "track"]
+__all__ = ["default_avatar", "edit", "fit", "generate", "listen", "load", "perceive", "style_caption", "track"]
 
 
 def _as_avatar(source) -> Avatar:
@@ -254,6 +254,59 @@ def track(video: str | os.PathLike, progress=None, estimator: str = "ours"):
     theirs = np.stack([e if e is not None else np.zeros(result.weights.shape[1], np.float32) for e in estimates])
     weights = blend_estimates(result.weights.numpy(), theirs, found, estimator)
     return replace(result, weights=torch.from_numpy(weights))
+
+
+def perceive(source, progress=None, labels: str | list[str] | None = None, face: str | int = "all"):
+    """Read the faces of a photo or a clip: action units, emotion (with the AUs behind it), compound, unknown,
+    valence/arousal per face and frame, the main face and captions of facial change.
+
+    Args:
+        source: a photo path, an RGB uint8 image :math:`(H, W, 3)`, or a video ``avatar track`` reads.
+        progress: ``callback(frames_done, frames_total)`` (clips) or ``None``.
+        labels: free-text labels to score zero-shot (``"bored, amused"`` or a list), or ``None``.
+        face: ``"all"`` (default), ``"main"`` or a face id.
+
+    Returns:
+        a :class:`drivers.perception.PerceptionResult` (``.to_json()`` is what ``avatar perceive`` writes).
+
+    Raises:
+        AvatarInputError: unreadable input, no face in a photo (or in any frame of a clip), a bad ``face``.
+    """
+    from drivers.perception import is_photo, perceive_image, perceive_video, read_photo
+
+    if isinstance(source, np.ndarray) or is_photo(source):
+        image = source if isinstance(source, np.ndarray) else read_photo(source)
+        name = "image" if isinstance(source, np.ndarray) else Path(source).name
+        result = perceive_image(image, name, faces=_photo_faces(image))
+    else:
+        result = perceive_video(source, progress)
+    result = result.select(face)
+    if labels is not None:
+        from avatar.generator.text import load_text_encoder
+        from drivers.perception.labels import LabelScorer, parse_labels
+
+        encoder = load_text_encoder()
+        scorer = LabelScorer(parse_labels(labels) if isinstance(labels, str) else parse_labels(",".join(labels)),
+                             lambda texts: encoder.encode(texts).numpy())
+        result.open_labels = {(fr.index, f.id): scorer.scores(f) for fr in result.frames for f in fr.faces}
+    return result
+
+
+def _photo_faces(image: np.ndarray) -> list[np.ndarray] | None:
+    """Every face of a photo with its 478 landmarks (normalised as MediaPipe's), found by the photo fit's
+    detector (full- and short-range BlazeFace, a landmark crop per face): group photos included."""
+    from avatar.fitting.detect import detect_faces, face_landmarks
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        return None  # perceive_image says what is wrong
+    height, width = image.shape[:2]
+    faces = []
+    for box in detect_faces(image):
+        points = face_landmarks(image, box)
+        if points is not None:
+            faces.append(points / np.array([width, height, width], np.float32))
+    return faces
 
 
 def style_caption(style) -> str | None:

@@ -117,6 +117,29 @@ def track(
 
 
 @app.command()
+def perceive(
+    source: Path = typer.Argument(..., help="A photo (jpg, png, ...) or a video that shows faces."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="OUT.json [default: <input stem>.perception.json]; .csv/.png/.vtt beside it."),
+    face: str = typer.Option("all", "--face", help="Faces to report: all | main | a face id."),
+    labels: Optional[str] = typer.Option(None, "--labels", help='Free-text labels scored zero-shot, e.g. "bored, amused".'),
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Clips: also write the video with boxes and labels (.mp4)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+) -> None:
+    """Read faces: action units, emotion (and the AUs behind it), compound, unknown, valence/arousal, main face, captions."""
+    from avatar.commands.perceive import run_perceive_command
+
+    with _progress() as progress:
+        task = progress.add_task("perceiving", total=None)
+
+        def update(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total)
+
+        result = run_perceive_command(source, out, face=face, labels=labels, preview=preview, force=force,
+                                      progress=update)
+    typer.echo(result.text())
+
+
+@app.command()
 def listen(
     speaker: Path = typer.Option(..., "--speaker", help="The speaker: a video (mp4, mov, ...) or audio (wav, mp3)."),
     avatar_dir: Optional[Path] = typer.Option(None, "--avatar", help="Avatar bundle folder (default: the built-in avatar)."),

@@ -1,0 +1,1 @@
+"""Research code of the perception stage: SynFER-style synthetic expression data, training, evaluation."""

@@ -1,0 +1,198 @@
+"""Fitting the perception model on the synthetic data, and measuring it on held-out identities.
+
+- :func:`fit_au_map`: ridge regression of the true AU channels on the tracked weights + head rotation,
+  shrunk towards the published correspondence (the prior is what the map is when data says nothing).
+- :func:`fit_emotion_head`: a linear softmax over AU intensities with soft targets — a basic face is its
+  emotion, a compound face half each of its two emotions (so pair-wise aggregation of the basic
+  probabilities recovers the compound), a non-prototypical face is ``other``.
+- :func:`evaluate`: AU ICC(3,1) and occurrence F1, 8-class and compound accuracy, open-set AUROC with each
+  emotion held out of training in turn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drivers.perception.facs import ACTION_UNITS, AU_CHANNELS, COMPOUNDS, EMOTIONS, correspondence_matrix
+from drivers.perception.model import CLASSES, PerceptionModel
+
+OCCURRENCE = 1.0  # FACS "A" trace: intensity ≥ 1 counts as present
+
+
+def load_data(folder: Path) -> dict[str, np.ndarray]:
+    """All shards of ``scripts/build_perception_data.py`` concatenated (faces MediaPipe found only)."""
+    shards = sorted(Path(folder).glob("shard_*.npz"))
+    if not shards:
+        raise FileNotFoundError(f"no shards in {folder}; run scripts/build_perception_data.py first")
+    parts = [dict(np.load(s, allow_pickle=False)) for s in shards]
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    keep = data["found"].astype(bool)
+    return {k: v[keep] for k, v in data.items()}
+
+
+def design(weights: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    return np.concatenate([weights, rotation, np.ones((len(weights), 1))], 1)
+
+
+def fit_au_map(weights, rotation, channels, ridge: float = 3.0) -> np.ndarray:
+    """``A`` (C, 57) minimising ``|Y − X Aᵀ|² + ridge·N/1000·|A − A₀|²`` with ``A₀`` the published table."""
+    x = design(weights, rotation)
+    prior = np.zeros((len(AU_CHANNELS), x.shape[1]))
+    prior[:, : weights.shape[1]] = correspondence_matrix()
+    lam = ridge * len(x) / 1000.0
+    gram = x.T @ x + lam * np.eye(x.shape[1])
+    return np.linalg.solve(gram, x.T @ channels + lam * prior.T).T
+
+
+def soft_targets(kind: np.ndarray, label: np.ndarray, classes=CLASSES) -> np.ndarray:
+    targets = np.zeros((len(kind), len(classes)))
+    for i, (k, name) in enumerate(zip(kind, label)):
+        if k == "basic":
+            targets[i, classes.index(name)] = 1.0
+        elif k == "compound":
+            a, b = COMPOUNDS[name]
+            targets[i, classes.index(a)] = targets[i, classes.index(b)] = 0.5
+        else:
+            targets[i, classes.index("other")] = 1.0
+    return targets
+
+
+def fit_emotion_head(aus: np.ndarray, targets: np.ndarray, l2: float = 1e-3, steps: int = 1500, seed: int = 0):
+    """Linear softmax over ``aus / 5`` (N, C) with soft ``targets`` (N, K); returns (weight (K, C), bias (K,))."""
+    torch.manual_seed(seed)
+    x = torch.tensor(aus / 5.0, dtype=torch.float32)
+    y = torch.tensor(targets, dtype=torch.float32)
+    linear = torch.nn.Linear(x.shape[1], y.shape[1])
+    optim = torch.optim.Adam(linear.parameters(), lr=0.05)
+    for _ in range(steps):
+        optim.zero_grad()
+        logp = torch.log_softmax(linear(x), -1)
+        loss = -(y * logp).sum(-1).mean() + l2 * (linear.weight**2).sum()
+        loss.backward()
+        optim.step()
+    return linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy()
+
+
+def choose_thresholds(model: PerceptionModel, aus, kind, label) -> dict:
+    """Unknown threshold: 95 % of known training faces below it. Compound threshold: best compound-or-not
+    naming accuracy on the training faces."""
+    p = model.probabilities(aus)
+    known = kind != "unknown"
+    unknown_score = 1.0 - p[:, :8].max(1)
+    unknown_threshold = float(np.quantile(unknown_score[known], 0.95))
+    best, best_t = -1.0, 0.25
+    for t in np.linspace(0.1, 0.45, 15):
+        model.compound_threshold = float(t)
+        hits = []
+        for i in np.nonzero(known)[0]:
+            named = model.compound_label(p[i, :8])
+            hits.append(named == label[i] if kind[i] == "compound" else named is None)
+        if np.mean(hits) > best:
+            best, best_t = float(np.mean(hits)), float(t)
+    return {"unknown_threshold": unknown_threshold, "compound_threshold": best_t, "compound_naming_train": best}
+
+
+def train(data: dict, ridge: float = 3.0, l2: float = 1e-3, exclude: str | None = None) -> PerceptionModel:
+    """Fit the AU map and the head on the training identities (``exclude``: leave one emotion out)."""
+    train_rows = ~data["heldout"]
+    if exclude is not None:
+        train_rows &= ~_involves(data["kind"], data["label"], exclude)
+    w, r, y = data["weights"][train_rows], data["rotation"][train_rows], data["channels"][train_rows]
+    au_map = fit_au_map(w, r, y, ridge)
+    model = PerceptionModel(au_map, np.zeros((len(CLASSES), len(AU_CHANNELS))), np.zeros(len(CLASSES)), {})
+    aus = model.action_units(w, r)
+    weight, bias = fit_emotion_head(aus, soft_targets(data["kind"][train_rows], data["label"][train_rows]), l2)
+    model = PerceptionModel(au_map, weight, bias, {"ridge": ridge, "l2": l2})
+    model.config.update(choose_thresholds(model, aus, data["kind"][train_rows], data["label"][train_rows]))
+    model.unknown_threshold = model.config["unknown_threshold"]
+    model.compound_threshold = model.config["compound_threshold"]
+    return model
+
+
+def _involves(kind, label, emotion):
+    out = (kind == "basic") & (label == emotion)
+    for name, pair in COMPOUNDS.items():
+        if emotion in pair:
+            out |= (kind == "compound") & (label == name)
+    return out
+
+
+def icc31(a: np.ndarray, b: np.ndarray) -> float:
+    """ICC(3,1) (two-way mixed, consistency) between two raters' scores of the same targets."""
+    x = np.stack([a, b], 1)
+    n, k = x.shape
+    grand = x.mean()
+    ss_rows = k * ((x.mean(1) - grand) ** 2).sum()
+    ss_cols = n * ((x.mean(0) - grand) ** 2).sum()
+    ss_err = ((x - grand) ** 2).sum() - ss_rows - ss_cols
+    ms_rows, ms_err = ss_rows / (n - 1), ss_err / ((n - 1) * (k - 1))
+    return float((ms_rows - ms_err) / (ms_rows + (k - 1) * ms_err)) if ms_rows + ms_err > 0 else float("nan")
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve of scores (higher = positive), ties counted half."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([positive, negative]))
+    n1, n0 = len(positive), len(negative)
+    return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def bilateral_matrix(channels: np.ndarray) -> np.ndarray:
+    """(N, C) channels → (N, 22) bilateral AU intensities (stronger side)."""
+    cols = []
+    for code, (_, _, sided) in ACTION_UNITS.items():
+        if sided:
+            cols.append(np.maximum(channels[:, AU_CHANNELS.index(code + "L")], channels[:, AU_CHANNELS.index(code + "R")]))
+        else:
+            cols.append(channels[:, AU_CHANNELS.index(code)])
+    return np.stack(cols, 1)
+
+
+def evaluate(model: PerceptionModel, data: dict, open_set: bool = True, **train_kwargs) -> dict:
+    """Metrics on the held-out identities (see the module docstring)."""
+    test = data["heldout"]
+    kind, label = data["kind"][test], data["label"][test]
+    aus = model.action_units(data["weights"][test], data["rotation"][test])
+    true = data["channels"][test]
+    pred_b, true_b = bilateral_matrix(aus), bilateral_matrix(true)
+    per_au = {}
+    for j, code in enumerate(ACTION_UNITS):
+        occ_t, occ_p = true_b[:, j] >= OCCURRENCE, pred_b[:, j] >= OCCURRENCE
+        tp = float((occ_t & occ_p).sum())
+        f1 = 2 * tp / max(1.0, occ_t.sum() + occ_p.sum())
+        per_au[code] = {"icc": round(icc31(pred_b[:, j], true_b[:, j]), 3), "f1": round(f1, 3),
+                        "mae": round(float(np.abs(pred_b[:, j] - true_b[:, j]).mean()), 3)}  # fmt: skip
+    p = model.probabilities(aus)
+    basic = kind == "basic"
+    predicted = np.array(EMOTIONS)[p[:, :8].argmax(1)]
+    confusion = {e: {f: int(((label == e) & (predicted == f) & basic).sum()) for f in EMOTIONS} for e in EMOTIONS}
+    comp = kind == "compound"
+    compound_pred = np.array(list(COMPOUNDS))[[int(np.argmax(model.compound_scores(q[:8]))) for q in p[comp]]]
+    out = {
+        "test_faces": int(test.sum()), "train_faces": int((~test).sum()),
+        "au_icc_mean": round(float(np.nanmean([v["icc"] for v in per_au.values()])), 3),
+        "au_f1_mean": round(float(np.mean([v["f1"] for v in per_au.values()])), 3),
+        "per_au": per_au,
+        "emotion_accuracy": round(float((predicted[basic] == label[basic]).mean()), 4),
+        "per_emotion_accuracy": {e: round(float((predicted[basic & (label == e)] == e).mean()), 3) for e in EMOTIONS},
+        "confusion": confusion,
+        "compound_accuracy": round(float((compound_pred == label[comp]).mean()), 4),
+        "per_compound_accuracy": {c: round(float((compound_pred[label[comp] == c] == c).mean()), 3) for c in COMPOUNDS},
+        "other_vs_known_auroc": round(auroc(1 - p[kind == "unknown", :8].max(1), 1 - p[kind != "unknown", :8].max(1)), 4),
+    }
+    if open_set:
+        per_class = {}
+        for emotion in EMOTIONS[1:]:
+            held = train(data, exclude=emotion, **train_kwargs)
+            q = held.probabilities(aus)
+            score = 1.0 - q[:, :8].max(1)
+            novel = (kind == "basic") & (label == emotion)
+            known = (kind == "basic") & (label != emotion)
+            per_class[emotion] = round(auroc(score[novel], score[known]), 4)
+        out["open_set_auroc"] = per_class
+        out["open_set_auroc_mean"] = round(float(np.mean(list(per_class.values()))), 4)
+    return out
