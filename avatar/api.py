@@ -343,7 +343,8 @@ def listen(speaker: str | os.PathLike, out: str | os.PathLike | None = None, ava
         progress: ``callback(stage, fraction)``; stages ``load``, ``listen``, ``write``.
 
     Returns:
-        a :class:`drivers.listener.clip_listener.ListenResult` (paths, frames, the report).
+        a :class:`drivers.listener.clip_listener.ListenResult` (paths, frames, the report; the report's
+        ``speaker_perception`` says what the speaker's face showed: :func:`drivers.perception.pipeline.read_tracked_face`).
 
     Raises:
         AvatarInputError: missing or unreadable speaker, both ``avatar`` and ``photo``, bad options, or
@@ -362,4 +363,12 @@ def listen(speaker: str | os.PathLike, out: str | os.PathLike | None = None, ava
     elif hasattr(avatar, "bundle"):  # an Avatar
         avatar = avatar.bundle
     return listen_to_clip(speaker, out, avatar=avatar, avatar_label=label, style=style, seed=seed, size=size,
-                          side_by_side=side_by_side, force=force, progress=progress)
+                          side_by_side=side_by_side, force=force, progress=progress, speaker_report=_speaker_perception)
+
+
+def _speaker_perception(weights: np.ndarray, rotation: np.ndarray, visible: np.ndarray) -> dict:
+    """What the speaker's face showed (perception stage), imported only when the report is written: ``avatar
+    listen`` starts MediaPipe before torch loads."""
+    from drivers.perception.pipeline import read_tracked_face
+
+    return read_tracked_face(weights, rotation, visible)

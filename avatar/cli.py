@@ -227,7 +227,7 @@ def serve(
 
 @app.command()
 def batch(
-    command: str = typer.Argument(..., help="fit | listen | track"),
+    command: str = typer.Argument(..., help="fit | listen | track | perceive"),
     inputs: list[Path] = typer.Argument(..., help="A folder of inputs (or input files)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (outputs mirror the inputs' names)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes [default: the cores, capped by memory]."),
@@ -243,15 +243,17 @@ def batch(
     size: Optional[int] = typer.Option(None, "--size", help="listen: side of the avatar in pixels."),
     side_by_side: bool = typer.Option(False, "--side-by-side", help="listen: the speaker's video on the left."),
     csv: bool = typer.Option(False, "--csv", help="track: also write Live Link Face CSVs."),
+    face: Optional[str] = typer.Option(None, "--face", help="perceive: all | main | a face id."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="perceive: free-text labels scored zero-shot."),
 ) -> None:
-    """Run fit, listen or track over a folder: resumable, on local worker processes or Ray; writes
+    """Run fit, listen, track or perceive over a folder: resumable, on local worker processes or Ray; writes
     OUT/batch_report.json. Exit code 1 when some items failed."""
     from avatar.commands.batch import run_batch_command
 
     code = run_batch_command(command, inputs, out, workers=workers, ray=ray, retries=retries, force=force,
                              console=err_console, quality=quality, face_index=face_index, prior=prior,
                              avatar=None if avatar_dir is None else str(avatar_dir), style=style, seed=seed, size=size,
-                             side_by_side=side_by_side, csv=csv)
+                             side_by_side=side_by_side, csv=csv, face=face, labels=labels)
     raise typer.Exit(code)
 
 

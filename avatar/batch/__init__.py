@@ -1,4 +1,4 @@
-"""Many inputs, one command: ``avatar batch fit|listen|track`` and its Python API.
+"""Many inputs, one command: ``avatar batch fit|listen|track|perceive`` and its Python API.
 
     from avatar.batch import fit_many
     report = fit_many("photos/", "avatars/", workers=2)             # local processes
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from avatar.batch.runner import run_batch
 
-__all__ = ["fit_many", "listen_many", "run_batch", "track_many"]
+__all__ = ["fit_many", "listen_many", "perceive_many", "run_batch", "track_many"]
 
 
 def fit_many(paths, out_dir, ray: str | None = None, workers: int | None = None, retries: int = 2,
@@ -43,3 +43,10 @@ def track_many(paths, out_dir, ray: str | None = None, workers: int | None = Non
     """``avatar track`` over videos: ``out_dir/<stem>.motion.npz`` (+ ``<stem>.csv`` with ``csv=True``).
     Returns the report."""
     return run_batch("track", paths, out_dir, options, workers, ray, retries, force, progress)
+
+
+def perceive_many(paths, out_dir, ray: str | None = None, workers: int | None = None, retries: int = 2,
+                  force: bool = False, progress=None, **options) -> dict:
+    """``avatar perceive`` over photos and clips: ``out_dir/<stem>.perception.json`` (+ ``.csv``, ``.png``, and
+    ``.vtt`` for clips). ``options``: ``face``, ``labels`` (as :func:`avatar.perceive`). Returns the report."""
+    return run_batch("perceive", paths, out_dir, options, workers, ray, retries, force, progress)

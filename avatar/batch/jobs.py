@@ -1,7 +1,8 @@
 """What one batch item is for each command: which inputs it takes, what it writes, and the work itself.
 
 An item's outputs mirror its input's stem in the output folder (``photo.jpg`` → ``photo.avatar/``;
-``clip.mp4`` → ``clip.listener.mp4`` and its siblings; ``clip.mp4`` → ``clip.motion.npz`` [+ ``clip.csv``]).
+``clip.mp4`` → ``clip.listener.mp4`` and its siblings; ``clip.mp4`` → ``clip.motion.npz`` [+ ``clip.csv``];
+``x.jpg`` / ``x.mp4`` → ``x.perception.json`` + ``.csv``, ``.png`` [+ ``.vtt`` for clips]).
 :func:`run_job` runs in a worker process and writes into a staging folder the driver then moves from
 (:mod:`avatar.batch.runner`); it calls the public surface (:mod:`avatar.api`) exactly as the commands do.
 """
@@ -15,16 +16,18 @@ from pathlib import Path
 
 from avatar.core.errors import AvatarInputError
 
-COMMANDS = ("fit", "listen", "track")
+COMMANDS = ("fit", "listen", "track", "perceive")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac")
-SUFFIXES = {"fit": PHOTO_SUFFIXES, "listen": VIDEO_SUFFIXES + AUDIO_SUFFIXES, "track": VIDEO_SUFFIXES}
+SUFFIXES = {"fit": PHOTO_SUFFIXES, "listen": VIDEO_SUFFIXES + AUDIO_SUFFIXES, "track": VIDEO_SUFFIXES,
+            "perceive": PHOTO_SUFFIXES + VIDEO_SUFFIXES}
 #: The options each command takes in a batch, with their defaults (as the single-file commands').
 DEFAULTS = {
     "fit": {"quality": "default", "face_index": None, "prior": "gaussian"},
     "listen": {"avatar": None, "style": None, "seed": 0, "size": 256, "side_by_side": False},
     "track": {"csv": False},
+    "perceive": {"face": "all", "labels": None},
 }
 
 
@@ -49,11 +52,14 @@ class Job:
     @property
     def outputs(self) -> list[str]:
         """Names of what the item writes, relative to the output folder."""
-        return output_names(self.command, self.stem, self.options)
+        return output_names(self.command, self.stem, self.options, self.input.suffix)
 
 
-def output_names(command: str, stem: str, options: dict) -> list[str]:
-    """The file and folder names an item with this ``stem`` writes."""
+def output_names(command: str, stem: str, options: dict, suffix: str = "") -> list[str]:
+    """The file and folder names an item with this ``stem`` (and input ``suffix``) writes."""
+    if command == "perceive":
+        kinds = ("json", "csv", "png") if suffix.lower() in PHOTO_SUFFIXES else ("json", "csv", "png", "vtt")
+        return [f"{stem}.perception.{kind}" for kind in kinds]
     if command == "fit":
         return [f"{stem}.avatar"]
     if command == "listen":
@@ -139,6 +145,16 @@ def run_job(job: Job, staging: Path) -> dict:
     elif job.command == "listen":
         api.listen(job.input, out=staging / job.outputs[0], avatar=options["avatar"], style=options["style"],
                    seed=int(options["seed"]), size=int(options["size"]), side_by_side=bool(options["side_by_side"]))
+    elif job.command == "perceive":
+        from drivers.perception import is_photo, read_photo
+        from drivers.perception.report import write_files
+
+        photo = is_photo(job.input)
+        image = read_photo(job.input) if photo else None
+        result = api.perceive(image if photo else job.input, labels=options["labels"], face=options["face"])
+        result.input = job.input.name
+        kinds = [name.rsplit(".", 1)[1] for name in job.outputs]
+        write_files(result, {kind: staging / name for kind, name in zip(kinds, job.outputs)}, image=image)
     else:
         from avatar.core.export.livelink import write_livelink_csv
 

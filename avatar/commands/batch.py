@@ -1,4 +1,4 @@
-"""``avatar batch fit|listen|track INPUT -o OUT_DIR [--workers N] [--ray [ADDRESS]] [--retries 2] [--force]
+"""``avatar batch fit|listen|track|perceive INPUT -o OUT_DIR [--workers N] [--ray [ADDRESS]] [--retries 2] [--force]
 [command options]`` (:func:`avatar.batch.runner.run_batch`).
 
 Exit code 0 when every item succeeded, 1 when some failed (one ``failed: INPUT: error`` line each on stderr),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,13 +46,9 @@ def run_perceive_command(source: str | os.PathLike, out: str | os.PathLike | Non
                          labels: str | None = None, preview: str | os.PathLike | None = None, force: bool = False,
                          progress=None) -> PerceiveCommandResult:
     """``avatar perceive``; ``progress`` is ``callback(stage, done, total)`` or ``None``."""
-    import json
-
     from avatar.api import perceive
-    from avatar.core.io import atomic_output_file
     from drivers.perception import is_photo, read_photo
-    from drivers.perception.captions import to_webvtt
-    from drivers.perception.report import csv_text, photo_figure, timeline_figure
+    from drivers.perception.report import write_files
 
     tic = time.perf_counter()
     source = Path(source)
@@ -82,19 +77,8 @@ def run_perceive_command(source: str | os.PathLike, out: str | os.PathLike | Non
                       labels=labels, face=face)
     if photo:
         result.input = source.name
-    with ExitStack() as stack:
-        tmp = {kind: stack.enter_context(atomic_output_file(path, force)) for kind, path in paths.items()}
-        if preview_path is not None:
-            tmp["preview"] = stack.enter_context(atomic_output_file(preview_path, force))
-        tmp["json"].write_text(json.dumps(result.to_json(), indent=1) + "\n")
-        tmp["csv"].write_text(csv_text(result))
-        if photo:
-            photo_figure(image, result.frames[0]).save(tmp["png"], format="PNG")
-        else:
-            tmp["vtt"].write_text(to_webvtt(result.captions))
-            timeline_figure(result).save(tmp["png"], format="PNG")
-        if preview_path is not None:
-            _write_preview(source, result, tmp["preview"], progress)
+    write = None if preview_path is None else (preview_path, lambda tmp: _write_preview(source, result, tmp, progress))
+    write_files(result, paths, image=image, force=force, preview=write)
     written = [*paths.values()] + ([preview_path] if preview_path is not None else [])
     faces = len(result.face_ids())
     return PerceiveCommandResult(written, len(result.frames), faces, result.main_face, result.summary(),

@@ -279,7 +279,8 @@ def _resolve_avatar(avatar, label: str | None):
 
 def listen_to_clip(speaker: str | os.PathLike, out: str | os.PathLike | None = None, avatar=None,
                    avatar_label: str | None = None, style: str | None = None, seed: int = 0, size: int = 256,
-                   side_by_side: bool = False, force: bool = False, progress=None) -> ListenResult:
+                   side_by_side: bool = False, force: bool = False, progress=None,
+                   speaker_report=None) -> ListenResult:
     """The avatar listens to a recorded speaker clip (see the module docstring).
 
     Args:
@@ -297,6 +298,9 @@ def listen_to_clip(speaker: str | os.PathLike, out: str | os.PathLike | None = N
         side_by_side: put the speaker's video on the left.
         force: overwrite existing outputs.
         progress: ``callback(stage, fraction)`` with stages ``load``, ``listen``, ``write``, or ``None``.
+        speaker_report: ``f(weights (T, 53), head_rotation (T, 3), visible (T,)) -> dict`` of what the speaker's
+            tracked face showed, stored under ``"speaker_perception"`` in ``OUT.json`` (the surface hands in the
+            perception stage's reading), or ``None``.
 
     Returns:
         :class:`ListenResult`.
@@ -336,14 +340,16 @@ def listen_to_clip(speaker: str | os.PathLike, out: str | os.PathLike | None = N
         faces = FaceMeshProcess(speaker, TRACKING_STRIDE)
     try:
         return _run(speaker, info, faces, avatar=avatar, avatar_label=avatar_label, paths=paths, style=style, seed=seed,
-                    size=size, side_by_side=side_by_side, force=force, callback=callback, start=start, timings=timings)
+                    size=size, side_by_side=side_by_side, force=force, callback=callback, start=start, timings=timings,
+                    speaker_report=speaker_report)
     finally:
         if faces is not None:
             faces.close()
 
 
 def _run(speaker: Path, info, faces, *, avatar, avatar_label, paths: dict[str, Path], style, seed: int, size: int,
-         side_by_side: bool, force: bool, callback, start: float, timings: dict[str, float]) -> ListenResult:
+         side_by_side: bool, force: bool, callback, start: float, timings: dict[str, float],
+         speaker_report=None) -> ListenResult:
     """:func:`listen_to_clip` once its arguments are checked and the speaker probed (``faces``: the
     speaker's :class:`~drivers.face_mesh.FaceMeshProcess`, or ``None`` without video)."""
     import torch
@@ -431,6 +437,8 @@ def _run(speaker: Path, info, faces, *, avatar, avatar_label, paths: dict[str, P
         "seconds_total": round(seconds_total, 4),
         "realtime_factor": round(duration / max(seconds_total, 1e-9), 3),
     }
+    if speaker_report is not None and info.has_video:
+        document["speaker_perception"] = speaker_report(*stream.speaker_track())
     atomic_write_text(paths["report"], json.dumps(document, indent=1) + "\n", force=force)
     callback("write", 1.0)
     return ListenResult(paths["video"], paths["motion"], paths["csv"], paths["report"], int(codes.shape[0]),

@@ -27,6 +27,7 @@ import torch
 
 from avatar.core.code_layout import CODE_DIM
 from avatar.core.errors import AvatarInputError
+from avatar.core.expressions import NUM_EXPRESSIONS
 from avatar.core.motion import MOTION_FPS
 from drivers.listener.cues import SpeakerCues, SpeakerCueStream
 from drivers.listener.model import CueFeaturizer
@@ -126,6 +127,7 @@ class ListenerStream:
         self.num_cue_frames = 0
         self.num_frames = 0
         self._renderer = None
+        self._speaker: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     @property
     def latency_ms(self) -> float:
@@ -151,6 +153,8 @@ class ListenerStream:
     def push_cues(self, cues: SpeakerCues) -> torch.Tensor:
         """Feed already computed speaker cues (of the frames following those pushed); returns new codes."""
         self.num_cue_frames += len(cues)
+        if len(cues):
+            self._speaker.append((cues.expression_weights, cues.head_rotation, cues.face_visible))
         codes = self.generator.push(self.featurizer.push(cues)) if len(cues) else torch.zeros(0, CODE_DIM)
         self.num_frames += codes.shape[0]
         return codes
@@ -161,6 +165,14 @@ class ListenerStream:
         rest = self.generator.flush()
         self.num_frames += rest.shape[0]
         return torch.cat([codes, rest])
+
+    def speaker_track(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The speaker's face as the listener saw it so far: weights :math:`(T, 53)`, head rotation
+        :math:`(T, 3)` (rad) and where a face was visible :math:`(T,)` bool."""
+        if not self._speaker:
+            return np.zeros((0, NUM_EXPRESSIONS), np.float32), np.zeros((0, 3), np.float32), np.zeros(0, bool)
+        weights, rotation, visible = (torch.cat(parts).numpy() for parts in zip(*self._speaker))
+        return weights, rotation, visible.astype(bool)
 
     def render(self, codes: torch.Tensor, size: int = 256) -> np.ndarray:
         """Frames of the avatar for codes: :math:`(M, size, size, 3)` uint8 (needs ``avatar``)."""

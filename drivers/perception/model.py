@@ -8,8 +8,9 @@ on SynFER-style renders read back through this stage's own front end:
    the map may correct for it). ``A`` starts from the published ARKit↔FACS correspondence
    (:func:`drivers.perception.facs.correspondence_matrix`) and is fitted by ridge regression *towards* it.
 2. **Emotions** (:meth:`PerceptionModel.classify`): a softmax over the 8 emotions and ``other`` (a
-   non-prototypical face), linear in the AU intensities — so each decision is a sum of AU contributions and
-   ``because`` lists the AUs that pushed the winning class up most (AU-guided, interpretable FER).
+   non-prototypical face) from a one-hidden-layer ReLU network over the AU intensities only (AU-guided FER:
+   nothing but the AUs reaches the decision). ``because`` lists the AUs the decision rests on, by occlusion:
+   how much the class's log-probability drops when that AU (both sides) is taken away.
    Compounds aggregate pairs of basic probabilities (``sqrt(p_a p_b)``, the ABAW pair-wise scheme);
    ``unknown_score = 1 − max_c p_c`` over the 8 known classes; valence/arousal is the probability-weighted
    circumplex position of the classes (:data:`drivers.perception.facs.CIRCUMPLEX`).
@@ -32,8 +33,9 @@ from drivers.perception.facs import AU_CHANNELS, CIRCUMPLEX, COMPOUNDS, EMOTIONS
 
 MODEL_DIR = ASSETS_DIR / "perception"
 CLASSES: tuple[str, ...] = (*EMOTIONS, "other")
-#: AUs listed under ``because``: at most this many, each contributing at least ``BECAUSE_MIN`` logits
-BECAUSE_MAX, BECAUSE_MIN = 4, 0.25
+#: AUs listed under ``because``: at most this many, each worth at least ``BECAUSE_MIN`` nats of the decision
+BECAUSE_MAX, BECAUSE_MIN = 4, 0.1
+_CODE_CHANNELS = {code: [i for i, ch in enumerate(AU_CHANNELS) if ch[:4] == code] for code in dict.fromkeys(c[:4] for c in AU_CHANNELS)}
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,11 @@ class Decision:
 
     Attributes:
         probabilities: over :data:`CLASSES` (8 emotions + ``other``), shape :math:`(9,)`.
-        contributions: logit contribution of each AU channel to each class, shape :math:`(9, C)`.
+        channels: the AU channels it was read from, shape :math:`(C,)`.
     """
 
     probabilities: np.ndarray
-    contributions: np.ndarray
+    channels: np.ndarray
 
 
 class PerceptionModel:
@@ -54,18 +56,16 @@ class PerceptionModel:
 
     Args:
         au_map: ``A``, shape :math:`(C, 53 + 3 + 1)`.
-        weight: emotion head weights over AU intensities / 5, shape :math:`(9, C)`.
-        bias: emotion head bias, shape :math:`(9,)`.
+        head: the emotion network over AU intensities / 5: ``w1 (H, C)``, ``b1 (H,)``, ``w2 (9, H)``, ``b2 (9,)``.
         config: thresholds — ``unknown_threshold`` (unknown_score above it = unknown),
             ``compound_threshold`` (the second emotion's probability from which a compound is named).
     """
 
-    def __init__(self, au_map: np.ndarray, weight: np.ndarray, bias: np.ndarray, config: dict):
-        if au_map.shape[0] != NUM_CHANNELS or weight.shape != (len(CLASSES), NUM_CHANNELS):
+    def __init__(self, au_map: np.ndarray, head: dict[str, np.ndarray], config: dict):
+        self.head = {k: np.asarray(head[k], np.float64) for k in ("w1", "b1", "w2", "b2")}
+        if au_map.shape[0] != NUM_CHANNELS or self.head["w1"].shape[1] != NUM_CHANNELS or self.head["w2"].shape[0] != len(CLASSES):
             raise AvatarInputError("the perception model does not match this version's AU channels; rebuild it")
         self.au_map = np.asarray(au_map, np.float64)
-        self.weight = np.asarray(weight, np.float64)
-        self.bias = np.asarray(bias, np.float64)
         self.config = dict(config)
         self.unknown_threshold = float(config.get("unknown_threshold", 0.6))
         self.compound_threshold = float(config.get("compound_threshold", 0.25))
@@ -89,28 +89,32 @@ class PerceptionModel:
 
     def classify(self, channels: np.ndarray) -> Decision:
         """Class probabilities and per-AU contributions for one face, channels :math:`(C,)` in [0, 5]."""
-        x = np.asarray(channels, np.float64) / MAX_INTENSITY
-        contributions = self.weight * x
-        logits = contributions.sum(1) + self.bias
-        p = np.exp(logits - logits.max())
-        return Decision(p / p.sum(), contributions)
+        channels = np.asarray(channels, np.float64)
+        return Decision(self.probabilities(channels[None])[0], channels)
 
     def probabilities(self, channels: np.ndarray) -> np.ndarray:
         """Batched class probabilities, channels :math:`(N, C)` → :math:`(N, 9)`."""
-        logits = np.asarray(channels, np.float64) / MAX_INTENSITY @ self.weight.T + self.bias
+        h = self.head
+        hidden = np.maximum(np.asarray(channels, np.float64) / MAX_INTENSITY @ h["w1"].T + h["b1"], 0.0)
+        logits = hidden @ h["w2"].T + h["b2"]
         logits -= logits.max(-1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(-1, keepdims=True)
 
     # ------------------------------------------------------------------ readings
     def because(self, decision: Decision, label: str) -> list[str]:
-        """The AUs that pushed ``label`` up most (bilateral codes, strongest first)."""
-        row = decision.contributions[CLASSES.index(label)]
-        by_code: dict[str, float] = {}
-        for channel, value in zip(AU_CHANNELS, row):
-            code = channel[:4]
-            by_code[code] = max(by_code.get(code, 0.0), float(value))
-        ranked = sorted(by_code.items(), key=lambda kv: -kv[1])
+        """The AUs ``label`` rests on, strongest first: the drop of its log-probability when each present AU
+        (both sides) is taken away, at least ``BECAUSE_MIN`` nats, at most ``BECAUSE_MAX`` AUs."""
+        k = CLASSES.index(label)
+        x = decision.channels
+        present = [code for code, idx in _CODE_CHANNELS.items() if x[idx].max() > 0.0]
+        if not present:
+            return []
+        occluded = np.repeat(x[None], len(present), 0)
+        for row, code in enumerate(present):
+            occluded[row, _CODE_CHANNELS[code]] = 0.0
+        drop = np.log(decision.probabilities[k] + 1e-12) - np.log(self.probabilities(occluded)[:, k] + 1e-12)
+        ranked = sorted(zip(present, drop), key=lambda kv: -kv[1])
         return [code for code, value in ranked[:BECAUSE_MAX] if value >= BECAUSE_MIN]
 
     def compound_scores(self, emotion_p: np.ndarray) -> np.ndarray:
@@ -140,8 +144,8 @@ class PerceptionModel:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"au_map": self.au_map.astype(np.float32), "weight": self.weight.astype(np.float32),
-                   "bias": self.bias.astype(np.float32)}, str(folder / "model.safetensors"))  # fmt: skip
+        tensors = {"au_map": self.au_map, **self.head}
+        save_file({k: v.astype(np.float32) for k, v in tensors.items()}, str(folder / "model.safetensors"))
         (folder / "model.json").write_text(json.dumps({**self.config, "channels": list(AU_CHANNELS),
                                                        "classes": list(CLASSES)}, indent=2) + "\n")  # fmt: skip
 
@@ -158,4 +162,4 @@ def load_perception_model(folder: str | None = None) -> PerceptionModel:
     config = json.loads((path / "model.json").read_text())
     if tuple(config.get("channels", ())) != AU_CHANNELS or tuple(config.get("classes", ())) != CLASSES:
         raise AvatarInputError(f"{path}: the perception model was built for other AU channels or classes; rebuild it")
-    return PerceptionModel(tensors["au_map"], tensors["weight"], tensors["bias"], config)
+    return PerceptionModel(tensors["au_map"], {k: tensors[k] for k in ("w1", "b1", "w2", "b2")}, config)

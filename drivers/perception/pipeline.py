@@ -125,6 +125,46 @@ class PerceptionResult:
         }  # fmt: skip
 
 
+def read_tracked_face(weights: np.ndarray, rotation: np.ndarray, visible: np.ndarray, fps: float = 30.0) -> dict:
+    """What a tracked face showed over a clip (the speaker of ``avatar listen``), from its weights alone.
+
+    Args:
+        weights: tracked expression weights, shape :math:`(T, 53)`.
+        rotation: head rotation (axis-angle, rad), shape :math:`(T, 3)`.
+        visible: frames where the face was tracked, shape :math:`(T,)` bool.
+        fps: frame rate.
+
+    Returns:
+        ``{"frames_seen", "emotion_share", "dominant_emotion", "segments": [{"start", "end", "emotion",
+        "because"}], "valence", "arousal", "top_aus"}`` (``None`` values when the face was never seen).
+    """
+    from drivers.perception.model import load_perception_model
+    from drivers.perception.stream import FaceReader, StreamConfig
+
+    reader = FaceReader(load_perception_model(), StreamConfig(), fps)
+    readings = [(k / fps, reader.read(weights[k], rotation[k])) for k in range(len(weights)) if visible[k]]
+    if not readings:
+        return {"frames_seen": 0, "emotion_share": {}, "dominant_emotion": None, "segments": [], "valence": None,
+                "arousal": None, "top_aus": []}  # fmt: skip
+    counts = Counter(r.emotion for _, r in readings)
+    segments: list[dict] = []
+    for t, r in readings:
+        if segments and segments[-1]["emotion"] == r.emotion and t - segments[-1]["end"] <= 1.5 / fps:
+            segments[-1]["end"] = round(t + 1 / fps, 3)
+            continue
+        segments.append({"start": round(t, 3), "end": round(t + 1 / fps, 3), "emotion": r.emotion, "because": r.because})
+    mean_aus = bilateral(np.mean([r.channels for _, r in readings], 0))
+    return {
+        "frames_seen": len(readings),
+        "emotion_share": {e: round(counts[e] / len(readings), 3) for e in EMOTIONS if counts[e]},
+        "dominant_emotion": counts.most_common(1)[0][0],
+        "segments": [s for s in segments if s["emotion"] != "neutral"],
+        "valence": round(float(np.mean([r.valence for _, r in readings])), 3),
+        "arousal": round(float(np.mean([r.arousal for _, r in readings])), 3),
+        "top_aus": [c for c, v in sorted(mean_aus.items(), key=lambda kv: -kv[1])[:3] if v >= 0.5],
+    }
+
+
 def is_photo(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in PHOTO_SUFFIXES
 

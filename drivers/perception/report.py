@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from avatar.core.expressions import ARKIT_NAMES
-from drivers.perception.facs import ACTION_UNITS, AU_CHANNELS, COMPOUNDS, EMOTIONS
+from drivers.perception.facs import ACTION_UNITS, EMOTIONS
 
 EMOTION_COLOURS = {
     "neutral": (140, 140, 140), "happiness": (240, 180, 20), "sadness": (50, 100, 220), "surprise": (230, 90, 200),
@@ -141,4 +141,36 @@ def annotate_frame(image: np.ndarray, record) -> np.ndarray:
     return np.asarray(canvas)
 
 
-__all__ = ["COMPOUNDS", "AU_CHANNELS", "annotate_frame", "csv_text", "photo_figure", "timeline_figure"]
+
+
+def write_files(result, paths: dict, image: np.ndarray | None = None, force: bool = False, preview=None) -> None:
+    """Write ``OUT.json`` and the siblings named in ``paths`` (keys ``json``, ``csv``, ``png``, ``vtt``) all
+    at once: each goes to a hidden temporary file, and all are renamed into place only when every one is
+    complete, so an error or an interrupt leaves nothing behind.
+
+    Args:
+        result: the :class:`~drivers.perception.pipeline.PerceptionResult`.
+        paths: output paths by kind (``vtt`` only for clips).
+        image: the photo (photos: ``OUT.png`` draws on it); ``None`` for clips (``OUT.png`` is the timeline).
+        force: replace existing outputs.
+        preview: ``(path, write(tmp_path))`` of an extra output written in the same transaction, or ``None``.
+    """
+    import json
+    from contextlib import ExitStack
+
+    from avatar.core.io import atomic_output_file
+    from drivers.perception.captions import to_webvtt
+
+    with ExitStack() as stack:
+        tmp = {kind: stack.enter_context(atomic_output_file(path, force)) for kind, path in paths.items()}
+        tmp["json"].write_text(json.dumps(result.to_json(), indent=1) + "\n")
+        tmp["csv"].write_text(csv_text(result))
+        if image is not None:
+            photo_figure(image, result.frames[0]).save(tmp["png"], format="PNG")
+        else:
+            timeline_figure(result).save(tmp["png"], format="PNG")
+        if "vtt" in tmp:
+            tmp["vtt"].write_text(to_webvtt(result.captions))
+        if preview is not None:
+            path, write = preview
+            write(stack.enter_context(atomic_output_file(path, force)))

@@ -98,11 +98,7 @@ class FrameRecord:
 
 @dataclass
 class _FaceState:
-    baseline: np.ndarray = field(default_factory=lambda: np.zeros(NUM_CHANNELS))
-    probabilities: np.ndarray | None = None
-    label: str | None = None
-    pending: str | None = None
-    pending_frames: int = 0
+    reader: FaceReader
     frames: int = 0
     area: float = 0.0
     offcentre: float = 0.0
@@ -135,7 +131,6 @@ class PerceptionStream:
         self._detector: FaceMeshDetector | None = None
         self._states: dict[int, _FaceState] = {}
         self._index = 0
-        self._alpha = 1.0 - math.exp(-1.0 / (self.fps * self.config.smoothing_s))
         self._speaking_alpha = 1.0 / (self.fps * self.config.speaking_window_s)
 
     # ------------------------------------------------------------------ input
@@ -203,22 +198,11 @@ class PerceptionStream:
 
     # ------------------------------------------------------------------ per face
     def _read(self, obs: FaceObservation, size: tuple[int, int], rms: float | None) -> FaceRecord:
-        cfg, model = self.config, self.model
-        state = self._states.setdefault(obs.id, _FaceState())
+        state = self._states.get(obs.id)
+        if state is None:
+            state = self._states[obs.id] = _FaceState(FaceReader(self.model, self.config, self.fps))
         tracked = obs.tracked
-        raw = model.action_units(tracked.weights, tracked.head_rotation)
-        channels = np.clip(raw - state.baseline, 0.0, None)
-        # causal quantile tracking of the resting face (starts after this frame is read)
-        step = np.where(raw > state.baseline, cfg.baseline_quantile, cfg.baseline_quantile - 1.0) * cfg.baseline_rate / max(cfg.baseline_quantile, 1.0 - cfg.baseline_quantile)
-        state.baseline = np.clip(state.baseline + step, 0.0, cfg.baseline_cap)
-        decision = model.classify(channels)
-        p = decision.probabilities
-        state.probabilities = p.copy() if state.probabilities is None else state.probabilities + self._alpha * (p - state.probabilities)
-        smooth = state.probabilities
-        emotion_p = smooth[: len(EMOTIONS)]
-        label = self._vote(state, emotion_p)
-        unknown_score = float(1.0 - emotion_p.max())
-        valence, arousal = model.valence_arousal(emotion_p)
+        reading = state.reader.read(tracked.weights, tracked.head_rotation)
         height, width = size
         x0, y0, x1, y1 = obs.box
         state.frames += 1
@@ -227,31 +211,91 @@ class PerceptionStream:
         state.area += (area - state.area) / state.frames
         state.offcentre += (offcentre - state.offcentre) / state.frames
         if rms is not None:
-            mouth = float(raw[MOUTH].sum())
+            mouth = float(reading.raw[MOUTH].sum())
             sample = np.array([mouth, rms, mouth * mouth, rms * rms, mouth * rms])
             state.moments = sample if not state.moments.any() else state.moments + self._speaking_alpha * (sample - state.moments)
+        return reading.record(obs.id, obs.box, tracked.weights)
+
+
+@dataclass
+class Reading:
+    """One face's reading in one frame (what :class:`FaceReader` returns)."""
+
+    raw: np.ndarray  # AU channels before the baseline, (C,)
+    channels: np.ndarray  # after the baseline, (C,)
+    emotion: str
+    scores: np.ndarray  # (8,)
+    because: list[str]
+    compound: str | None
+    compound_scores: np.ndarray
+    unknown: bool
+    unknown_score: float
+    valence: float
+    arousal: float
+    head_rotation: np.ndarray
+
+    def record(self, face_id: int, box, weights: np.ndarray) -> FaceRecord:
         return FaceRecord(
-            id=obs.id, box=obs.box, main=False, channels=channels, arkit=arkit_from_expression(tracked.weights),
-            emotion=label, scores=emotion_p / max(emotion_p.sum(), 1e-12), because=model.because(decision, label),
-            compound=model.compound_label(emotion_p), compound_scores=model.compound_scores(emotion_p),
-            unknown=unknown_score > model.unknown_threshold, unknown_score=unknown_score,
-            valence=valence, arousal=arousal, head_rotation=np.asarray(tracked.head_rotation, np.float64),
+            id=face_id, box=box, main=False, channels=self.channels, arkit=arkit_from_expression(weights),
+            emotion=self.emotion, scores=self.scores, because=self.because, compound=self.compound,
+            compound_scores=self.compound_scores, unknown=self.unknown, unknown_score=self.unknown_score,
+            valence=self.valence, arousal=self.arousal, head_rotation=self.head_rotation,
         )  # fmt: skip
 
-    def _vote(self, state: _FaceState, emotion_p: np.ndarray) -> str:
+
+class FaceReader:
+    """The temporal reading of one person's face: baseline, smoothing and voting (module docstring).
+
+    Args:
+        model: the perception model.
+        config: :class:`StreamConfig`.
+        fps: frame rate.
+    """
+
+    def __init__(self, model: PerceptionModel, config: StreamConfig, fps: float):
+        self.model, self.config = model, config
+        self.baseline = np.zeros(NUM_CHANNELS)
+        self.probabilities: np.ndarray | None = None
+        self.label: str | None = None
+        self._pending: str | None = None
+        self._pending_frames = 0
+        self._alpha = 1.0 - math.exp(-1.0 / (fps * config.smoothing_s))
+
+    def read(self, weights: np.ndarray, rotation: np.ndarray) -> Reading:
+        """Read one frame from the tracked weights :math:`(53,)` and head rotation :math:`(3,)` (rad)."""
+        cfg, model = self.config, self.model
+        raw = model.action_units(weights, rotation)
+        channels = np.clip(raw - self.baseline, 0.0, None)
+        # causal quantile tracking of the resting face (takes effect from the next frame)
+        q = cfg.baseline_quantile
+        step = np.where(raw > self.baseline, q, q - 1.0) * cfg.baseline_rate / max(q, 1.0 - q)
+        self.baseline = np.clip(self.baseline + step, 0.0, cfg.baseline_cap)
+        decision = model.classify(channels)
+        p = decision.probabilities
+        self.probabilities = p.copy() if self.probabilities is None else self.probabilities + self._alpha * (p - self.probabilities)
+        emotion_p = self.probabilities[: len(EMOTIONS)]
+        emotion_p = emotion_p / max(emotion_p.sum(), 1e-12)
+        label = self._vote(emotion_p)
+        unknown_score = float(1.0 - self.probabilities[: len(EMOTIONS)].max())
+        valence, arousal = model.valence_arousal(emotion_p)
+        return Reading(raw, channels, label, emotion_p, model.because(decision, label), model.compound_label(emotion_p),
+                       model.compound_scores(emotion_p), unknown_score > model.unknown_threshold, unknown_score,
+                       valence, arousal, np.asarray(rotation, np.float64))  # fmt: skip
+
+    def _vote(self, emotion_p: np.ndarray) -> str:
         lead = EMOTIONS[int(np.argmax(emotion_p))]
-        if state.label is None:
-            state.label = lead
+        if self.label is None:
+            self.label = lead
             return lead
-        current = EMOTIONS.index(state.label)
-        if lead != state.label and emotion_p[EMOTIONS.index(lead)] - emotion_p[current] >= self.config.switch_margin:
-            state.pending_frames = state.pending_frames + 1 if state.pending == lead else 1
-            state.pending = lead
-            if state.pending_frames >= self.config.switch_frames:
-                state.label, state.pending, state.pending_frames = lead, None, 0
+        current = EMOTIONS.index(self.label)
+        if lead != self.label and emotion_p[EMOTIONS.index(lead)] - emotion_p[current] >= self.config.switch_margin:
+            self._pending_frames = self._pending_frames + 1 if self._pending == lead else 1
+            self._pending = lead
+            if self._pending_frames >= self.config.switch_frames:
+                self.label, self._pending, self._pending_frames = lead, None, 0
         else:
-            state.pending, state.pending_frames = None, 0
-        return state.label
+            self._pending, self._pending_frames = None, 0
+        return self.label
 
 
-__all__ = ["CLASSES", "FaceRecord", "FrameRecord", "PerceptionStream", "StreamConfig"]
+__all__ = ["CLASSES", "FaceReader", "FaceRecord", "FrameRecord", "PerceptionStream", "Reading", "StreamConfig"]

@@ -136,7 +136,8 @@ def make_samples(ict, pool: list[Appearance], heldout_from: int, indices, seed: 
     Returns:
         arrays: ``channels (N, C)`` true AU intensities, ``kind (N,)``, ``label (N,)``, ``identity (N,)``,
         ``heldout (N,)`` bool, ``true_weights (N, 53)``, ``weights (N, 53)`` and ``rotation (N, 3)`` from
-        the tracker, ``found (N,)`` bool (MediaPipe found the face), ``true_rotation (N, 3)``.
+        the tracker, ``found (N,)`` bool (MediaPipe found the face), ``true_rotation (N, 3)``, MediaPipe's
+        ``landmarks (N, 478, 3)`` (so the front end can be re-run without rendering) and ``image_size (N, 2)``.
     """
     from drivers.face_mesh import FaceMeshDetector
     from drivers.perception.faces import FaceTracks
@@ -144,7 +145,7 @@ def make_samples(ict, pool: list[Appearance], heldout_from: int, indices, seed: 
     renderer = ExpressionRenderer(ict)
     names = ict.expression_names
     rows = {k: [] for k in ("channels", "kind", "label", "identity", "heldout", "true_weights", "weights", "rotation",
-                            "found", "true_rotation")}  # fmt: skip
+                            "found", "true_rotation", "landmarks", "image_size")}  # fmt: skip
     images = []
     with FaceMeshDetector(1, static_image_mode=True) as detector:
         for index in indices:
@@ -173,7 +174,9 @@ def make_samples(ict, pool: list[Appearance], heldout_from: int, indices, seed: 
                 tracked_w, tracked_r = np.zeros(len(names)), np.zeros(3)
             for key, value in (("channels", sample.channels), ("kind", kind), ("label", label), ("identity", ident),
                                ("heldout", heldout), ("true_weights", weights), ("weights", tracked_w),
-                               ("rotation", tracked_r), ("found", bool(faces)), ("true_rotation", rotation)):  # fmt: skip
+                               ("rotation", tracked_r), ("found", bool(faces)), ("true_rotation", rotation),
+                               ("landmarks", faces[0] if faces else np.zeros((478, 3), np.float32)),
+                               ("image_size", image.shape[:2])):  # fmt: skip
                 rows[key].append(value)
             if return_images:
                 images.append(image)

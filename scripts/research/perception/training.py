@@ -2,7 +2,7 @@
 
 - :func:`fit_au_map`: ridge regression of the true AU channels on the tracked weights + head rotation,
   shrunk towards the published correspondence (the prior is what the map is when data says nothing).
-- :func:`fit_emotion_head`: a linear softmax over AU intensities with soft targets — a basic face is its
+- :func:`fit_emotion_head`: a small ReLU network over AU intensities with soft targets — a basic face is its
   emotion, a compound face half each of its two emotions (so pair-wise aggregation of the basic
   probabilities recovers the compound), a non-prototypical face is ``other``.
 - :func:`evaluate`: AU ICC(3,1) and occurrence F1, 8-class and compound accuracy, open-set AUROC with each
@@ -33,18 +33,62 @@ def load_data(folder: Path) -> dict[str, np.ndarray]:
     return {k: v[keep] for k, v in data.items()}
 
 
+def _mirror_columns() -> list[int]:
+    """Column permutation of the 53 ICT weights that mirrors a face (``_L`` ↔ ``_R``, jaw/mouth Left ↔ Right)."""
+    from avatar.core.expressions import EXPRESSION_NAMES
+
+    names = list(EXPRESSION_NAMES)
+
+    def partner(name):
+        for a, b in (("_L", "_R"), ("_R", "_L"), ("Left", "Right"), ("Right", "Left")):
+            if name.endswith(a):
+                return name[: -len(a)] + b
+        return name
+
+    return [names.index(partner(n)) for n in names]
+
+
+def mirrored(data: dict) -> dict:
+    """The same faces seen in a mirror: sides of weights and AUs swapped, yaw and roll negated."""
+    from drivers.perception.facs import mirror_channels
+
+    out = dict(data)
+    out["weights"] = data["weights"][:, _mirror_columns()]
+    out["rotation"] = data["rotation"] * np.array([1.0, -1.0, -1.0])
+    out["channels"] = mirror_channels(data["channels"])
+    return out
+
+
+def with_mirrors(data: dict, rows: np.ndarray) -> dict:
+    """Rows ``rows`` of ``data`` and their mirror images (what makes the fitted maps left/right symmetric)."""
+    part = {k: v[rows] for k, v in data.items()}
+    mirror = mirrored(part)
+    return {k: np.concatenate([part[k], mirror[k]]) for k in part}
+
+
 def design(weights: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     return np.concatenate([weights, rotation, np.ones((len(weights), 1))], 1)
 
 
-def fit_au_map(weights, rotation, channels, ridge: float = 3.0) -> np.ndarray:
-    """``A`` (C, 57) minimising ``|Y − X Aᵀ|² + ridge·N/1000·|A − A₀|²`` with ``A₀`` the published table."""
+def fit_au_map(weights, rotation, channels, ridge: float = 3.0, sparse: bool = True) -> np.ndarray:
+    """``A`` (C, 57) minimising ``|Y − X Aᵀ|² + ridge·N/1000·|A − A₀|²`` with ``A₀`` the published table.
+
+    ``sparse``: each AU channel reads only the shapes the published table ties to it, the head rotation and
+    a constant — what transfers to real faces, where the tracker's other shapes rest at person-specific
+    offsets the renders never show (docs/PERCEPTION.md, "The gap to real faces")."""
     x = design(weights, rotation)
     prior = np.zeros((len(AU_CHANNELS), x.shape[1]))
     prior[:, : weights.shape[1]] = correspondence_matrix()
     lam = ridge * len(x) / 1000.0
-    gram = x.T @ x + lam * np.eye(x.shape[1])
-    return np.linalg.solve(gram, x.T @ channels + lam * prior.T).T
+    if not sparse:
+        gram = x.T @ x + lam * np.eye(x.shape[1])
+        return np.linalg.solve(gram, x.T @ channels + lam * prior.T).T
+    out = np.zeros_like(prior)
+    for c in range(len(AU_CHANNELS)):
+        cols = np.r_[np.nonzero(prior[c, : weights.shape[1]])[0], np.arange(weights.shape[1], x.shape[1])]
+        xc = x[:, cols]
+        out[c, cols] = np.linalg.solve(xc.T @ xc + lam * np.eye(len(cols)), xc.T @ channels[:, c] + lam * prior[c, cols])
+    return out
 
 
 def soft_targets(kind: np.ndarray, label: np.ndarray, classes=CLASSES) -> np.ndarray:
@@ -60,20 +104,34 @@ def soft_targets(kind: np.ndarray, label: np.ndarray, classes=CLASSES) -> np.nda
     return targets
 
 
-def fit_emotion_head(aus: np.ndarray, targets: np.ndarray, l2: float = 1e-3, steps: int = 1500, seed: int = 0):
-    """Linear softmax over ``aus / 5`` (N, C) with soft ``targets`` (N, K); returns (weight (K, C), bias (K,))."""
+def fit_emotion_head(aus: np.ndarray, targets: np.ndarray, hidden: int = 64, weight_decay: float = 1e-4,
+                     epochs: int = 200, seed: int = 0, noise: float = 0.0) -> dict[str, np.ndarray]:
+    """A one-hidden-layer ReLU network over ``aus / 5`` (N, C), soft cross-entropy against ``targets`` (N, K);
+    Adam, batches of 256. ``noise``: 90 % of the faces of each batch get half-normal offsets of this scale
+    (intensity units) on a random half of their channels — the resting tone real faces show and renders do not.
+    Returns ``{"w1", "b1", "w2", "b2"}``."""
     torch.manual_seed(seed)
     x = torch.tensor(aus / 5.0, dtype=torch.float32)
     y = torch.tensor(targets, dtype=torch.float32)
-    linear = torch.nn.Linear(x.shape[1], y.shape[1])
-    optim = torch.optim.Adam(linear.parameters(), lr=0.05)
-    for _ in range(steps):
-        optim.zero_grad()
-        logp = torch.log_softmax(linear(x), -1)
-        loss = -(y * logp).sum(-1).mean() + l2 * (linear.weight**2).sum()
-        loss.backward()
-        optim.step()
-    return linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy()
+    first, second = torch.nn.Linear(x.shape[1], hidden), torch.nn.Linear(hidden, y.shape[1])
+    net = torch.nn.Sequential(first, torch.nn.ReLU(), second)
+    optim = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), 256):
+            batch = order[start:start + 256]
+            optim.zero_grad()
+            xb = x[batch]
+            if noise > 0:
+                rest = torch.randn(xb.shape, generator=generator).abs() * (noise / 5.0)
+                rested = torch.rand((len(xb), 1), generator=generator) < 0.9  # a tenth stay clean: no AU = neutral
+                xb = xb + rest * (torch.rand(xb.shape, generator=generator) < 0.5) * rested
+            loss = -(y[batch] * torch.log_softmax(net(xb), -1)).sum(-1).mean()
+            loss.backward()
+            optim.step()
+    as_np = lambda t: t.detach().double().numpy()  # noqa: E731
+    return {"w1": as_np(first.weight), "b1": as_np(first.bias), "w2": as_np(second.weight), "b2": as_np(second.bias)}
 
 
 def choose_thresholds(model: PerceptionModel, aus, kind, label) -> dict:
@@ -95,18 +153,21 @@ def choose_thresholds(model: PerceptionModel, aus, kind, label) -> dict:
     return {"unknown_threshold": unknown_threshold, "compound_threshold": best_t, "compound_naming_train": best}
 
 
-def train(data: dict, ridge: float = 3.0, l2: float = 1e-3, exclude: str | None = None) -> PerceptionModel:
+def train(data: dict, ridge: float = 3.0, hidden: int = 64, exclude: str | None = None, sparse: bool = True,
+          noise: float = 0.6) -> PerceptionModel:
     """Fit the AU map and the head on the training identities (``exclude``: leave one emotion out)."""
     train_rows = ~data["heldout"]
     if exclude is not None:
         train_rows &= ~_involves(data["kind"], data["label"], exclude)
-    w, r, y = data["weights"][train_rows], data["rotation"][train_rows], data["channels"][train_rows]
-    au_map = fit_au_map(w, r, y, ridge)
-    model = PerceptionModel(au_map, np.zeros((len(CLASSES), len(AU_CHANNELS))), np.zeros(len(CLASSES)), {})
-    aus = model.action_units(w, r)
-    weight, bias = fit_emotion_head(aus, soft_targets(data["kind"][train_rows], data["label"][train_rows]), l2)
-    model = PerceptionModel(au_map, weight, bias, {"ridge": ridge, "l2": l2})
-    model.config.update(choose_thresholds(model, aus, data["kind"][train_rows], data["label"][train_rows]))
+    both = with_mirrors(data, train_rows)
+    w, r, y = both["weights"], both["rotation"], both["channels"]
+    au_map = fit_au_map(w, r, y, ridge, sparse)
+    empty = {"w1": np.zeros((1, len(AU_CHANNELS))), "b1": np.zeros(1), "w2": np.zeros((len(CLASSES), 1)), "b2": np.zeros(len(CLASSES))}
+    aus = PerceptionModel(au_map, empty, {}).action_units(w, r)
+    head = fit_emotion_head(aus, soft_targets(both["kind"], both["label"]), hidden, noise=noise)
+    model = PerceptionModel(au_map, head, {"ridge": ridge, "hidden": hidden, "mirrored": True, "sparse_au_map": sparse,
+                                           "rest_noise": noise})
+    model.config.update(choose_thresholds(model, aus, both["kind"], both["label"]))
     model.unknown_threshold = model.config["unknown_threshold"]
     model.compound_threshold = model.config["compound_threshold"]
     return model
