@@ -28,7 +28,8 @@ from avatar.core.errors import AvatarInputError
 if TYPE_CHECKING:  # imported by the functions (see the module docstring)
     from avatar.core.avatar import Avatar
 
-__all__ = ["default_avatar", "edit", "fit", "generate", "listen", "load", "perceive", "style_caption", "track"]
+__all__ = ["default_avatar", "edit", "fit", "generate", "listen", "load", "perceive", "perceive_to_files", "style_caption",
+           "track"]
 
 
 def _as_avatar(source) -> Avatar:
@@ -289,6 +290,32 @@ def perceive(source, progress=None, labels: str | list[str] | None = None, face:
         scorer = LabelScorer(parse_labels(labels) if isinstance(labels, str) else parse_labels(",".join(labels)),
                              lambda texts: encoder.encode(texts).numpy())
         result.open_labels = {(fr.index, f.id): scorer.scores(f) for fr in result.frames for f in fr.faces}
+    return result
+
+
+def perceive_to_files(source, paths: dict, labels: str | list[str] | None = None, face: str | int = "all",
+                      force: bool = False, progress=None, preview=None):
+    """:func:`perceive` a photo or clip and write its files together (nothing is left half-written).
+
+    Args:
+        source: a photo or video path.
+        paths: output paths by kind: ``json``, ``csv``, ``png`` and, for clips, ``vtt``.
+        labels, face, progress: as for :func:`perceive`.
+        force: replace existing outputs.
+        preview: ``(path, write(result, tmp_path))`` for an extra output in the same transaction, or ``None``.
+
+    Returns:
+        the :class:`drivers.perception.PerceptionResult`.
+    """
+    from drivers.perception import is_photo, read_photo
+    from drivers.perception.report import write_files
+
+    photo = is_photo(source)
+    image = read_photo(source) if photo else None
+    result = perceive(image if photo else source, progress, labels=labels, face=face)
+    result.input = Path(source).name
+    extra = None if preview is None else (preview[0], lambda tmp: preview[1](result, tmp))
+    write_files(result, paths, image=image, force=force, preview=extra)
     return result
 
 

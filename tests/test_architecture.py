@@ -24,6 +24,7 @@ LAYERS = {
     "avatar.generator": "stage",
     "drivers.tracking": "stage",
     "drivers.listener": "stage",
+    "drivers.perception": "stage",
     "avatar.api": "surface",
     "avatar.batch": "surface",
     "avatar.cli": "commands",
@@ -41,9 +42,9 @@ ALLOWED = {
     "commands": {"renderers", "core", "model", "media", "stage", "surface"},
 }
 #: Stage → stage imports that are data flow, not sideways reach: the listener's speaker cues are the
-#: speaker's tracked face.
-STAGE_EDGES = {("drivers.listener", "drivers.tracking")}
-STAGES = ("avatar.fitting", "avatar.generator", "drivers.tracking", "drivers.listener")
+#: speaker's tracked face, and perception reads faces the tracker fitted.
+STAGE_EDGES = {("drivers.listener", "drivers.tracking"), ("drivers.perception", "drivers.tracking")}
+STAGES = ("avatar.fitting", "avatar.generator", "drivers.tracking", "drivers.listener", "drivers.perception")
 
 
 def _prefix(module: str, table) -> str | None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avatar.batch import fit_many, listen_many, track_many
+from avatar.batch import fit_many, listen_many, perceive_many, track_many
 from avatar.batch.jobs import check_options, list_inputs
 from avatar.batch.runner import STAGING, plan_workers
 from avatar.core.errors import AvatarInputError
@@ -173,6 +173,22 @@ def test_fit_and_listen_batches_write_what_the_commands_write(tmp_path):
     names = {p.name for p in (tmp_path / "heard").iterdir()}
     assert {"tone.listener.mp4", "tone.listener.motion.npz", "tone.listener.csv", "tone.listener.json"} <= names
     assert _leftovers(tmp_path) == []
+
+
+def test_perceive_batch_writes_what_the_command_writes(clips, tmp_path, shared):
+    shutil.copy(shared / "media" / "photos" / "single_face.jpg", clips / "smile.jpg")
+    Image.fromarray(np.full((128, 128, 3), 128, np.uint8)).save(clips / "blank.png")
+    (clips / "b.mp4").unlink()
+    out = tmp_path / "read"
+    report = perceive_many(clips, out, workers=2, labels="amused, bored")
+    assert sorted(Path(p).name for p in report["done"]) == ["a.mp4", "smile.jpg"]
+    assert sorted(Path(f["input"]).name for f in report["failed"]) == ["blank.png", "broken.mp4"]
+    names = {p.name for p in out.iterdir()}
+    assert {"a.perception.json", "a.perception.csv", "a.perception.png", "a.perception.vtt"} <= names
+    assert {"smile.perception.json", "smile.perception.csv", "smile.perception.png"} <= names
+    assert "smile.perception.vtt" not in names and _leftovers(tmp_path) == []
+    face = json.loads((out / "smile.perception.json").read_text())["frames"][0]["faces"][0]
+    assert set(face["open_labels"]) == {"amused", "bored"}
 
 
 def test_ray_batch(clips, tmp_path):

@@ -274,6 +274,9 @@ def test_listen_real_speech_clip(tmp_path, shared, shipped_weights):
     assert frames == result.frames == expected
     assert info.has_audio and audio_seconds == pytest.approx(expected / 30.0, abs=0.05)
     assert result.info["style_caption"]
+    seen = result.info["speaker_perception"]  # what the listener saw of the speaker's face (perception stage)
+    assert seen["frames_seen"] > 0.8 * frames and seen["dominant_emotion"] in seen["emotion_share"]
+    assert json.loads(result.report.read_text())["speaker_perception"] == seen
 
 
 def test_listen_silent_clip_is_idle_but_alive(tmp_path, shared, shipped_weights):

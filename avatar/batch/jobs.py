@@ -146,15 +146,9 @@ def run_job(job: Job, staging: Path) -> dict:
         api.listen(job.input, out=staging / job.outputs[0], avatar=options["avatar"], style=options["style"],
                    seed=int(options["seed"]), size=int(options["size"]), side_by_side=bool(options["side_by_side"]))
     elif job.command == "perceive":
-        from drivers.perception import is_photo, read_photo
-        from drivers.perception.report import write_files
-
-        photo = is_photo(job.input)
-        image = read_photo(job.input) if photo else None
-        result = api.perceive(image if photo else job.input, labels=options["labels"], face=options["face"])
-        result.input = job.input.name
         kinds = [name.rsplit(".", 1)[1] for name in job.outputs]
-        write_files(result, {kind: staging / name for kind, name in zip(kinds, job.outputs)}, image=image)
+        api.perceive_to_files(job.input, {kind: staging / name for kind, name in zip(kinds, job.outputs)},
+                              labels=options["labels"], face=options["face"])
     else:
         from avatar.core.export.livelink import write_livelink_csv
 

@@ -30,7 +30,7 @@ STAGING = ".batch-staging"
 #: Peak resident memory of one worker per command (MB): ``scripts/bench_batch.py`` measured 1057–1097 (fit),
 #: 641–769 (listen), 476–536 (track) on the shipped models (docs/BENCHMARKS.md), rounded up; the worker count is
 #: capped so that workers × this fits 80 % of the free memory.
-PEAK_RSS_MB = {"fit": 1200.0, "listen": 850.0, "track": 600.0}
+PEAK_RSS_MB = {"fit": 1200.0, "listen": 850.0, "track": 600.0, "perceive": 650.0}
 
 
 def available_memory_mb() -> float:

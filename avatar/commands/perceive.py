@@ -46,9 +46,8 @@ def run_perceive_command(source: str | os.PathLike, out: str | os.PathLike | Non
                          labels: str | None = None, preview: str | os.PathLike | None = None, force: bool = False,
                          progress=None) -> PerceiveCommandResult:
     """``avatar perceive``; ``progress`` is ``callback(stage, done, total)`` or ``None``."""
-    from avatar.api import perceive
-    from drivers.perception import is_photo, read_photo
-    from drivers.perception.report import write_files
+    from avatar.api import perceive_to_files
+    from drivers.perception import is_photo
 
     tic = time.perf_counter()
     source = Path(source)
@@ -72,13 +71,9 @@ def run_perceive_command(source: str | os.PathLike, out: str | os.PathLike | Non
             int(face)
         except ValueError:
             raise AvatarInputError(f"--face must be main, all or a face id, got {face!r}") from None
-    image = read_photo(source) if photo else None
-    result = perceive(image if photo else source, None if progress is None else (lambda d, n: progress("perceiving", d, n)),
-                      labels=labels, face=face)
-    if photo:
-        result.input = source.name
-    write = None if preview_path is None else (preview_path, lambda tmp: _write_preview(source, result, tmp, progress))
-    write_files(result, paths, image=image, force=force, preview=write)
+    write = None if preview_path is None else (preview_path, lambda result, tmp: _write_preview(source, result, tmp, progress))
+    result = perceive_to_files(source, paths, labels=labels, face=face, force=force, preview=write,
+                               progress=None if progress is None else (lambda d, n: progress("perceiving", d, n)))
     written = [*paths.values()] + ([preview_path] if preview_path is not None else [])
     faces = len(result.face_ids())
     return PerceiveCommandResult(written, len(result.frames), faces, result.main_face, result.summary(),
