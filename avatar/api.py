@@ -275,6 +275,7 @@ def perceive(source, progress=None, labels: str | list[str] | None = None, face:
     """
     from drivers.perception import is_photo, perceive_image, perceive_video, read_photo
 
+    check_perceive_options(face, labels)
     if isinstance(source, np.ndarray) or is_photo(source):
         image = source if isinstance(source, np.ndarray) else read_photo(source)
         name = "image" if isinstance(source, np.ndarray) else Path(source).name
@@ -291,6 +292,19 @@ def perceive(source, progress=None, labels: str | list[str] | None = None, face:
                              lambda texts: encoder.encode(texts).numpy())
         result.open_labels = {(fr.index, f.id): scorer.scores(f) for fr in result.frames for f in fr.faces}
     return result
+
+
+def check_perceive_options(face: str | int, labels: str | list[str] | None) -> None:
+    """Refuse a bad ``--face`` or ``--labels`` with a one-line error (``avatar perceive`` and its batch)."""
+    if face not in ("all", "main"):
+        try:
+            int(face)
+        except (TypeError, ValueError):
+            raise AvatarInputError(f"--face must be main, all or a face id, got {face!r}") from None
+    if labels is not None:
+        from drivers.perception.labels import parse_labels
+
+        parse_labels(labels if isinstance(labels, str) else ",".join(labels))
 
 
 def perceive_to_files(source, paths: dict, labels: str | list[str] | None = None, face: str | int = "all",

@@ -65,7 +65,9 @@ def test_arguments_are_checked_before_anything_is_written(tmp_path):
     with pytest.raises(AvatarInputError, match="--quality"):
         check_options("fit", {"quality": "ultra"})
     with pytest.raises(AvatarInputError, match="unknown batch command"):
-        check_options("perceive", {})
+        check_options("smile", {})
+    with pytest.raises(AvatarInputError, match="--face"):
+        check_options("perceive", {"face": "left"})
     with pytest.raises(AvatarInputError, match="no inputs"):
         track_many(folder, tmp_path / "out")
     assert not (tmp_path / "out").exists()

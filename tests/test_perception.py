@@ -14,7 +14,13 @@ from avatar.core.errors import AvatarInputError
 from drivers.face_mesh import DetectedFaces
 from drivers.perception.captions import describe, face_captions, to_webvtt
 from drivers.perception.facs import (
-    AU_CHANNELS, COMPOUNDS, EMOTIONS, NUM_CHANNELS, bilateral, correspondence_matrix, mirror_channels,
+    AU_CHANNELS,
+    COMPOUNDS,
+    EMOTIONS,
+    NUM_CHANNELS,
+    bilateral,
+    correspondence_matrix,
+    mirror_channels,
 )  # fmt: skip
 from drivers.perception.model import CLASSES, load_perception_model
 from drivers.perception.stream import PerceptionStream

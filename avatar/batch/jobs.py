@@ -83,6 +83,10 @@ def check_options(command: str, options: dict) -> dict:
         from avatar.api import check_fit_options
 
         check_fit_options(merged["quality"], merged["face_index"], merged["prior"])
+    elif command == "perceive":
+        from avatar.api import check_perceive_options
+
+        check_perceive_options(merged["face"], merged["labels"])
     elif command == "listen":
         from avatar.api import style_caption
 

@@ -46,7 +46,7 @@ def run_perceive_command(source: str | os.PathLike, out: str | os.PathLike | Non
                          labels: str | None = None, preview: str | os.PathLike | None = None, force: bool = False,
                          progress=None) -> PerceiveCommandResult:
     """``avatar perceive``; ``progress`` is ``callback(stage, done, total)`` or ``None``."""
-    from avatar.api import perceive_to_files
+    from avatar.api import check_perceive_options, perceive_to_files
     from drivers.perception import is_photo
 
     tic = time.perf_counter()
@@ -66,11 +66,7 @@ def run_perceive_command(source: str | os.PathLike, out: str | os.PathLike | Non
     for path in [*paths.values(), preview_path]:
         if path is not None:
             check_free(path, force, kind="file")
-    if face not in ("all", "main"):
-        try:
-            int(face)
-        except ValueError:
-            raise AvatarInputError(f"--face must be main, all or a face id, got {face!r}") from None
+    check_perceive_options(face, labels)
     write = None if preview_path is None else (preview_path, lambda result, tmp: _write_preview(source, result, tmp, progress))
     result = perceive_to_files(source, paths, labels=labels, face=face, force=force, preview=write,
                                progress=None if progress is None else (lambda d, n: progress("perceiving", d, n)))
