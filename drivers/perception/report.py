@@ -54,7 +54,8 @@ def face_label(f) -> str:
 
 
 def photo_figure(image: np.ndarray, record) -> Image.Image:
-    """The photo with each face's box, label and the AUs that explain it."""
+    """The photo with each face's box, label (above) and the AUs that explain it (below; their names are in
+    ``OUT.json``'s ``action_units``)."""
     canvas = Image.fromarray(image).convert("RGB")
     scale = 900.0 / max(canvas.size)
     if scale < 1.0:
@@ -67,13 +68,18 @@ def photo_figure(image: np.ndarray, record) -> Image.Image:
         x0, y0, x1, y1 = (v * scale for v in f.box)
         colour = EMOTION_COLOURS[f.emotion]
         draw.rectangle([x0, y0, x1, y1], outline=colour, width=3)
-        lines = [face_label(f), "because " + ", ".join(f"{c} {ACTION_UNITS[c][0]}" for c in f.because[:3]) if f.because else ""]
-        y = max(0, y0 - 2 * (font.size + 4)) if hasattr(font, "size") else max(0, y0 - 30)
-        for line in filter(None, lines):
-            box = draw.textbbox((x0, y), line, font=font)
+        # the label above the box, the AUs behind it below (neighbours in a group photo do not cover each other)
+        label = face_label(f)
+        top = draw.textbbox((x0, 0), label, font=font)
+        y = max(0, y0 - (top[3] - top[1]) - 4)
+        box = draw.textbbox((x0, y), label, font=font)
+        draw.rectangle(box, fill=(0, 0, 0))
+        draw.text((x0, y), label, fill=colour, font=font)
+        if f.because:
+            text = "because " + " ".join(f.because[:3])
+            box = draw.textbbox((x0, y1 + 2), text, font=font)
             draw.rectangle(box, fill=(0, 0, 0))
-            draw.text((x0, y), line, fill=colour, font=font)
-            y = box[3] + 2
+            draw.text((x0, y1 + 2), text, fill=colour, font=font)
     return canvas
 
 
@@ -86,7 +92,7 @@ def timeline_figure(result, width: int = 1200) -> Image.Image:
     draw = ImageDraw.Draw(img)
     font = _font(13)
     duration = max(float(times[-1]) if len(times) else 1.0, 1e-3)
-    panels = ((40, 260, "AU intensity (0–5)"), (300, 520, "emotion probability"))
+    panels = ((40, 260, "AU intensity (0 to 5)"), (300, 520, "emotion probability"))
 
     def x_of(t):
         return margin + (width - 2 * margin) * t / duration

@@ -30,8 +30,8 @@ import numpy as np
 
 from avatar.core.expressions import ARKIT_NAMES, arkit_from_expression
 from drivers.face_mesh import DetectedFaces, FaceMeshDetector
-from drivers.perception.facs import AU_CHANNELS, COMPOUNDS, EMOTIONS, NUM_CHANNELS, bilateral
 from drivers.perception.faces import FaceObservation, FaceTracks
+from drivers.perception.facs import AU_CHANNELS, COMPOUNDS, EMOTIONS, NUM_CHANNELS, bilateral
 from drivers.perception.model import CLASSES, PerceptionModel, load_perception_model
 
 MOUTH = [AU_CHANNELS.index("AU25"), AU_CHANNELS.index("AU26")]
