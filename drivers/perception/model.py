@@ -12,7 +12,8 @@ on SynFER-style renders read back through this stage's own front end:
    nothing but the AUs reaches the decision). ``because`` lists the AUs the decision rests on, by occlusion:
    how much the class's log-probability drops when that AU (both sides) is taken away.
    Compounds aggregate pairs of basic probabilities (``sqrt(p_a p_b)``, the ABAW pair-wise scheme);
-   ``unknown_score = 1 − max_c p_c`` over the 8 known classes; valence/arousal is the probability-weighted
+   ``unknown_score = p(other)``, the probability that the face is none of the 8 (a non-prototypical AU pattern:
+   it separated held-out emotions best of the scores tried, docs/PERCEPTION.md); valence/arousal is the probability-weighted
    circumplex position of the classes (:data:`drivers.perception.facs.CIRCUMPLEX`).
 
 Everything here is NumPy on one face at a time (microseconds), so the stream's latency is the tracker's.
@@ -116,6 +117,11 @@ class PerceptionModel:
         drop = np.log(decision.probabilities[k] + 1e-12) - np.log(self.probabilities(occluded)[:, k] + 1e-12)
         ranked = sorted(zip(present, drop), key=lambda kv: -kv[1])
         return [code for code, value in ranked[:BECAUSE_MAX] if value >= BECAUSE_MIN]
+
+    @staticmethod
+    def unknown_score(probabilities: np.ndarray) -> np.ndarray:
+        """``p(other)`` of class probabilities :math:`(..., 9)`."""
+        return np.asarray(probabilities)[..., CLASSES.index("other")]
 
     def compound_scores(self, emotion_p: np.ndarray) -> np.ndarray:
         """Pair-wise aggregation: ``sqrt(p_a p_b)`` per compound, normalised, :math:`(8,)` → :math:`(7,)`."""

@@ -276,7 +276,7 @@ class FaceReader:
         emotion_p = self.probabilities[: len(EMOTIONS)]
         emotion_p = emotion_p / max(emotion_p.sum(), 1e-12)
         label = self._vote(emotion_p)
-        unknown_score = float(1.0 - self.probabilities[: len(EMOTIONS)].max())
+        unknown_score = float(model.unknown_score(self.probabilities))
         valence, arousal = model.valence_arousal(emotion_p)
         return Reading(raw, channels, label, emotion_p, model.because(decision, label), model.compound_label(emotion_p),
                        model.compound_scores(emotion_p), unknown_score > model.unknown_threshold, unknown_score,

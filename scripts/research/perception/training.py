@@ -135,11 +135,11 @@ def fit_emotion_head(aus: np.ndarray, targets: np.ndarray, hidden: int = 64, wei
 
 
 def choose_thresholds(model: PerceptionModel, aus, kind, label) -> dict:
-    """Unknown threshold: 95 % of known training faces below it. Compound threshold: best compound-or-not
+    """Unknown threshold: 95 % of known training faces' ``p(other)`` below it. Compound threshold: best compound-or-not
     naming accuracy on the training faces."""
     p = model.probabilities(aus)
     known = kind != "unknown"
-    unknown_score = 1.0 - p[:, :8].max(1)
+    unknown_score = model.unknown_score(p)
     unknown_threshold = float(np.quantile(unknown_score[known], 0.95))
     best, best_t = -1.0, 0.25
     for t in np.linspace(0.1, 0.45, 15):
@@ -243,14 +243,14 @@ def evaluate(model: PerceptionModel, data: dict, open_set: bool = True, **train_
         "confusion": confusion,
         "compound_accuracy": round(float((compound_pred == label[comp]).mean()), 4),
         "per_compound_accuracy": {c: round(float((compound_pred[label[comp] == c] == c).mean()), 3) for c in COMPOUNDS},
-        "other_vs_known_auroc": round(auroc(1 - p[kind == "unknown", :8].max(1), 1 - p[kind != "unknown", :8].max(1)), 4),
+        "other_vs_known_auroc": round(auroc(model.unknown_score(p[kind == "unknown"]), model.unknown_score(p[kind != "unknown"])), 4),
     }
     if open_set:
         per_class = {}
         for emotion in EMOTIONS[1:]:
             held = train(data, exclude=emotion, **train_kwargs)
             q = held.probabilities(aus)
-            score = 1.0 - q[:, :8].max(1)
+            score = held.unknown_score(q)
             novel = (kind == "basic") & (label == emotion)
             known = (kind == "basic") & (label != emotion)
             per_class[emotion] = round(auroc(score[novel], score[known]), 4)
