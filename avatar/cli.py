@@ -55,6 +55,18 @@ def _progress():
         yield progress
 
 
+@contextmanager
+def _counting_progress(first_stage: str):
+    """:func:`_progress` as a ``callback(stage, done, total)`` (the commands that count frames)."""
+    with _progress() as progress:
+        task = progress.add_task(first_stage, total=None)
+
+        def update(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total)
+
+        yield update
+
+
 @app.command()
 def fit(
     photo: Path = typer.Argument(..., help="The photo: JPEG, PNG, WebP or TIFF."),
@@ -105,12 +117,7 @@ def track(
     """Track a face in a video into 53 expression weights (ICT; ARKit names in the CSV) + head pose at 30 fps (performance capture)."""
     from avatar.commands.track import run_track_command
 
-    with _progress() as progress:
-        task = progress.add_task("tracking", total=None)
-
-        def update(stage: str, done: int, total: int) -> None:
-            progress.update(task, description=stage, completed=done, total=total)
-
+    with _counting_progress("tracking") as update:
         result = run_track_command(clip, out, csv=csv, preview=preview, avatar_dir=avatar_dir, force=force,
                                    progress=update, estimator=estimator)
     typer.echo(result.summary())
@@ -128,12 +135,7 @@ def perceive(
     """Read faces: action units, emotion (and the AUs behind it), compound, unknown, valence/arousal, main face, captions."""
     from avatar.commands.perceive import run_perceive_command
 
-    with _progress() as progress:
-        task = progress.add_task("perceiving", total=None)
-
-        def update(stage: str, done: int, total: int) -> None:
-            progress.update(task, description=stage, completed=done, total=total)
-
+    with _counting_progress("perceiving") as update:
         result = run_perceive_command(source, out, face=face, labels=labels, preview=preview, force=force,
                                       progress=update)
     typer.echo(result.text())

@@ -76,30 +76,7 @@ class ExpressionRenderer(SyntheticFaceRenderer):
     def render_rgba(self, identity, weights, rotation, translation) -> np.ndarray:
         """One RGBA float frame (H, W, 4), row 0 at the top."""
         self.render(identity, weights[None], rotation[None], translation[None], batch=1)
-        return self._last_rgba
-
-    def _shade(self, verts, faces, colors):
-        from renderers import antialias, interpolate, rasterize
-        from renderers.camera import Camera
-        from renderers.lighting import sh_shade
-        from renderers.mesh import vertex_normals
-
-        # the topology is the same every frame: one tensor keeps the rasterizer's topology caches warm
-        if getattr(self, "_faces", None) is None or self._faces.shape != faces.shape:
-            self._faces = faces
-        faces = self._faces
-        batch = verts.shape[0]
-        camera = Camera(self.camera.view.expand(batch, 4, 4), self.camera.projection.expand(batch, 4, 4), self.image_size)
-        pos = camera.to_clip(verts).contiguous()
-        rast, _ = rasterize(pos, faces, resolution=self.image_size, grad_db=False)
-        albedo, _ = interpolate(colors[None].expand(batch, -1, -1).contiguous(), rast, faces)
-        normals, _ = interpolate(vertex_normals(verts, faces).contiguous(), rast, faces)
-        normals = torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
-        mask = (rast[..., 3:] > 0).float()
-        shaded = albedo * sh_shade(normals, self.light.expand(batch, 9, 3)) * mask
-        rgba = antialias(torch.cat([shaded, mask], -1).contiguous(), rast, pos, faces)
-        self._last_rgba = rgba.flip(1).clamp(0, 1)[0].numpy()
-        return (self._last_rgba[None, ..., :3] * 255).astype(np.uint8), rast
+        return self.last_rgba[0].numpy()
 
 
 def background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:

@@ -330,6 +330,10 @@ class SyntheticFaceRenderer:
         return frames, np.concatenate(triangles, 0), np.concatenate(barycentrics, 0)
 
     def _shade(self, verts: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        # the topology is the same every call: one tensor keeps the rasterizer's topology caches warm (1 s a call)
+        if getattr(self, "_faces", None) is None or not torch.equal(self._faces, faces):
+            self._faces = faces
+        faces = self._faces
         batch = verts.shape[0]
         camera = Camera(self.camera.view.expand(batch, 4, 4), self.camera.projection.expand(batch, 4, 4), self.image_size)
         pos = camera.to_clip(verts).contiguous()
@@ -340,6 +344,8 @@ class SyntheticFaceRenderer:
         mask = (rast[..., 3:] > 0).float()
         shaded = albedo * sh_shade(normals, self.light.expand(batch, 9, 3)) * mask
         rgba = antialias(torch.cat([shaded, mask], -1).contiguous(), rast, pos, faces)
+        #: the last batch's RGBA frames (row 0 at the top), for callers that put their own backgrounds behind
+        self.last_rgba = rgba.flip(1).clamp(0, 1)
         background = torch.tensor([0.55, 0.58, 0.62])
         rgb = rgba[..., :3] + (1.0 - rgba[..., 3:]) * background
         return (rgb.flip(1).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy(), rast
