@@ -131,6 +131,7 @@ class PerceptionStream:
         self._detector: FaceMeshDetector | None = None
         self._states: dict[int, _FaceState] = {}
         self._index = 0
+        self._pushed = 0
         self._speaking_alpha = 1.0 / (self.fps * self.config.speaking_window_s)
 
     # ------------------------------------------------------------------ input
@@ -155,6 +156,7 @@ class PerceptionStream:
             if self._detector is None:
                 self._detector = FaceMeshDetector(self.config.max_faces, self.static_images)
             faces, size = self._detector.detect(image), image.shape[:2]
+        self._pushed += 1
         observations = self.tracks.push(faces, size)
         rms = None if audio is None or len(audio) == 0 else float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
         records = [self._read(o, size, rms) for o in observations]
@@ -179,7 +181,7 @@ class PerceptionStream:
     # ------------------------------------------------------------------ main face
     def main_scores(self) -> dict[int, float]:
         """Each face's main-face score so far (see the module docstring)."""
-        frames = max(1, self._index + 1)
+        frames = max(1, self._pushed)
         out = {}
         for face_id, s in self._states.items():
             speaking = max(0.0, self._correlation(s.moments))
