@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         raise AvatarInputError(f"{prompt_file} has no prompts")
 
     scores = score_prompts(pipeline, meter, prompts, args.samples, args.seed, args.guidance, args.steps)
+    refused = [{"prompt": s.prompt, "refused": s.refused} for s in scores if s.refused is not None]
+    scores = [s for s in scores if s.refused is None]
     requests = sum(len(s.requested) for s in scores)
     satisfied = sum(sum(s.satisfied) for s in scores)
     accuracy = satisfied / requests if requests else float("nan")
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     train_geo, train_tex = sample_codes(2000, geo, tex, data_config.seed)
     train_norm = pipeline.normalise(train_geo, train_tex).numpy()
     train_diversity = mean_pairwise_distance(train_norm[: 4 * args.samples * 8])
-    prompt_diversity = float(np.mean([s.diversity for s in scores]))
+    prompt_diversity = float(np.mean([s.diversity for s in scores])) if scores else float("nan")
     result = {
         "prompts": len(prompts),
         "prompt_file": str(prompt_file.relative_to(ROOT)) if prompt_file.is_relative_to(ROOT) else prompt_file.name,
@@ -97,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         "trained_on": settings.record.get("head_source"),
         "per_prompt": [{"prompt": s.prompt, "requested": s.requested, "satisfied": s.satisfied,
                         "accuracy": round(s.accuracy, 4), "diversity": round(s.diversity, 3),
-                        **({"unrecognised": s.unrecognised} if s.unrecognised else {})} for s in scores],
+                        **({"unrecognised": s.unrecognised} if s.unrecognised else {}),
+                        **({"not_modelled": s.not_modelled} if s.not_modelled else {})} for s in scores],
+        "refused": refused,
     }
     if not args.quick:
         n = args.unconditional

@@ -32,3 +32,16 @@ def test_semantics_cache_and_padding(encoder):
     alone = encoder.forward_single("dark skin")
     assert torch.allclose(alone, e[2], atol=1e-5)
     assert "a long nose" in encoder.cache and encoder.encode([]).shape == (0, EMBED_DIM)
+
+
+def test_compound_colour_words_and_what_is_not_modelled():
+    from avatar.generator.captions import check_prompt
+    from avatar.generator.pipeline import prompt_warnings
+
+    for text in ("a woman with light brown skin", "dark brown skin", "olive skin"):
+        assert [m.key for m in check_prompt(text).mentions] == ["skin_tone-"]  # one request, no contradiction
+    parsed = check_prompt("a young woman with long red hair and a long nose")
+    assert [m.key for m in parsed.mentions] == ["nose_length+"] and parsed.unrecognised == []
+    assert parsed.not_modelled == ["young (age)", "woman (gender)", "hair (hair)"]
+    assert any(n.startswith("not modelled: young (age)") for n in prompt_warnings(parsed))
+    assert check_prompt("an old man").not_modelled == ["old (age)", "man (gender)"]

@@ -54,6 +54,8 @@ NOUNS: dict[str, tuple[tuple[str, ...], ...]] = {
     "lips": (("lips",), ("lip",)),
     "brows": (("eyebrows",), ("eyebrow",), ("brows",), ("brow",)),
     "skin": (("skin", "tone"), ("skin",), ("complexion",), ("skinned",), ("skintone",)),
+    # not modelled (reported as such): a noun of its own so that "long red hair" is not read as long skin
+    "hair": (("hair",), ("haired",), ("hairstyle",)),
 }
 #: Adjectives per noun group: base form → (attribute, direction). Comparatives are added below.
 ADJECTIVES: dict[str, dict[str, tuple[str, int]]] = {
@@ -122,7 +124,23 @@ ADJECTIVES: dict[str, dict[str, tuple[str, int]]] = {
         "dark": ("skin_tone", -1), "deep": ("skin_tone", -1), "brown": ("skin_tone", -1),
         "tanned": ("skin_tone", -1), "tan": ("skin_tone", -1), "black": ("skin_tone", -1),
         "ebony": ("skin_tone", -1),
+        # compound colour words are one request, not two (longest match first): "light brown skin" is a
+        # medium-dark tone, not a contradiction of "light" and "brown"
+        "light brown": ("skin_tone", -1), "medium brown": ("skin_tone", -1), "dark brown": ("skin_tone", -1),
+        "olive": ("skin_tone", -1), "light olive": ("skin_tone", -1), "golden brown": ("skin_tone", -1),
+        "caramel": ("skin_tone", -1),
     },
+}  # fmt: skip
+#: Words people use for what this generator does not model (it has face shape, skin tone and stubble only):
+#: reported back as "not modelled", never silently dropped. Hair is the fitted avatar's business (issue 18).
+NOT_MODELLED = {
+    "age": ("young", "younger", "old", "older", "elderly", "aged", "middle-aged", "teen", "teenage", "teenager",
+            "child", "kid", "boy", "girl", "baby", "senior", "youthful", "wrinkled", "wrinkles"),
+    "gender": ("man", "woman", "male", "female", "guy", "lady", "gentleman", "men", "women", "boy", "girl"),
+    "hair": ("hair", "haired", "bald", "blond", "blonde", "brunette", "redhead", "ponytail", "bun", "curly",
+             "wavy", "fringe", "bangs", "braids", "afro", "beard", "bearded", "moustache", "mustache"),
+    "accessories": ("glasses", "spectacles", "earrings", "hat", "makeup", "lipstick", "freckles", "tattoo"),
+    "expression": ("smiling", "smile", "frowning", "angry", "sad", "happy", "laughing"),
 }  # fmt: skip
 COMPARATIVES = {
     "long": "longer", "short": "shorter", "wide": "wider", "broad": "broader", "narrow": "narrower",
@@ -211,12 +229,15 @@ class ParsedPrompt:
         mentions: requested attributes, in order, one per attribute.
         unrecognised: descriptive words that matched no attribute (e.g. "crooked", other languages).
         clauses: the clauses the text model embeds (:func:`split_clauses`).
+        not_modelled: what the prompt asks that this generator cannot make, as ``"word (kind)"`` (age, gender,
+            hair, accessories, expression: :data:`NOT_MODELLED`), in order of appearance.
     """
 
     text: str
     mentions: list[Mention] = field(default_factory=list)
     unrecognised: list[str] = field(default_factory=list)
     clauses: list[str] = field(default_factory=list)
+    not_modelled: list[str] = field(default_factory=list)
 
     @property
     def attributes(self) -> set[str]:
@@ -379,6 +400,8 @@ def parse_prompt(text: str) -> ParsedPrompt:
         elif kind == "adj":
             group = _attach(items, k)
             meanings = ADJECTIVE_TABLE[value]
+            if group == "hair":
+                continue  # reported under not_modelled
             if group is None or group not in meanings:
                 unrecognised.append(phrase if group is None else f"{phrase} {group}")
                 continue
@@ -392,7 +415,20 @@ def parse_prompt(text: str) -> ParsedPrompt:
         if m.key not in seen:
             seen.add(m.key)
             unique.append(m)
-    return ParsedPrompt(text, unique, unrecognised, split_clauses(text))
+    return ParsedPrompt(text, unique, unrecognised, split_clauses(text), not_modelled_words(tokens))
+
+
+def not_modelled_words(tokens: list[str]) -> list[str]:
+    """``"word (kind)"`` for each token of :data:`NOT_MODELLED` (once each, in order)."""
+    out: list[str] = []
+    for token in tokens:
+        for kind, words in NOT_MODELLED.items():
+            if token in words:
+                entry = f"{token} ({kind})"
+                if entry not in out:
+                    out.append(entry)
+                break
+    return out
 
 
 def condition_clauses(clauses: list[str]) -> list[str]:

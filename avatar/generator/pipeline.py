@@ -167,6 +167,9 @@ def prompt_warnings(parsed: ParsedPrompt) -> list[str]:
                      "and stubble); the text was still used as the condition")
     if parsed.unrecognised:
         notes.append(f"not understood: {', '.join(sorted(set(parsed.unrecognised)))}")
+    if parsed.not_modelled:
+        notes.append(f"not modelled: {', '.join(parsed.not_modelled)} — the generator makes face shape, skin tone "
+                     "and stubble only; these words do not change the head")
     return notes
 
 

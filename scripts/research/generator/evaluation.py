@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -91,6 +91,8 @@ class PromptScore:
     accuracy: float
     diversity: float
     unrecognised: list[str]
+    not_modelled: list[str] = field(default_factory=list)
+    refused: str | None = None  # the checker's one-line reason when the prompt was refused
 
 
 def score_prompts(pipeline, meter, prompts: list[str], samples: int = 8, seed: int = 0,
@@ -107,12 +109,18 @@ def score_prompts(pipeline, meter, prompts: list[str], samples: int = 8, seed: i
         steps: DDIM steps.
 
     Returns:
-        one :class:`PromptScore` per prompt (prompts the checker rejects are skipped).
+        one :class:`PromptScore` per prompt (a prompt the checker refuses is reported with ``refused``, not raised).
     """
+    from avatar.core.errors import AvatarInputError
+
     bins = pipeline.settings.bins
     out = []
     for i, prompt in enumerate(prompts):
-        parsed = check_prompt(prompt)
+        try:
+            parsed = check_prompt(prompt)
+        except AvatarInputError as error:
+            out.append(PromptScore(prompt, [], [], float("nan"), float("nan"), [], [], str(error)))
+            continue
         result = pipeline(parsed, num_samples=samples, seed=seed + i, guidance=guidance, steps=steps)
         with torch.no_grad():
             values = meter(result.z_geo, result.z_tex).numpy()
@@ -120,7 +128,7 @@ def score_prompts(pipeline, meter, prompts: list[str], samples: int = 8, seed: i
         normalised = pipeline.normalise(result.z_geo, result.z_tex).numpy()
         out.append(PromptScore(prompt, [m.key for m in parsed.mentions], ok.mean(0).round(4).tolist(),
                                float(ok.mean()) if ok.size else float("nan"), mean_pairwise_distance(normalised),
-                               parsed.unrecognised))
+                               parsed.unrecognised, parsed.not_modelled))
     return out
 
 
