@@ -205,7 +205,12 @@ def test_silent_speaker_gives_an_idle_but_alive_listener(shipped):
     blinks = int(((blink[1:] > 0.5) & (blink[:-1] <= 0.5)).sum())
     assert blinks >= 1
     assert float(codes[:, 53:56].std(dim=0).max()) > 0.003  # the head sways
-    assert detect_nods(codes[:, 53:56]) == []
+    # no backchannels to silence: over four seeds at most one small nod per 20 s on average (the teacher itself
+    # nods in silence now and then; one seed alone is luck — the session-6 model nodded at seeds 1-3, 5° once)
+    nods = [n for seed in range(4)
+            for n in detect_nods(listen(cues_from_waveform(np.zeros(20 * SR, np.float32)), seed=seed,
+                                        pipeline=shipped)[:, 53:56])]
+    assert len(nods) <= 4 and all(n.amplitude_deg < 3.5 for n in nods)
 
 
 def test_shipped_model_has_no_seams(shipped):

@@ -329,7 +329,7 @@ def test_smile_mirroring_with_a_lag():
     style = ListenerStyle(smile_tendency=0.8)
     teacher = ListenerTeacher(style, seed=0)
     lag = teacher.mimicry_lag
-    assert 15 <= lag <= 30  # 0.5-1 s
+    assert 9 <= lag <= 18  # 0.3-0.6 s
     smile = teacher.generate(smiling).weights[:, COL["mouthSmile_L"]]
     baseline = teach(neutral, style, seed=0).weights[:, COL["mouthSmile_L"]]
     assert np.array_equal(smile[:120 + lag], baseline[:120 + lag])  # nothing before the lag

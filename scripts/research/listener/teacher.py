@@ -20,8 +20,10 @@ Backchannel nods
 Smile mirroring
     Facial mimicry: people mirror a partner's smile within about a second (Dimberg, Thunberg &
     Elmehed 2000, Psychol. Sci. 11:86 — EMG within 0.5 s; Hess & Fischer 2013, "Emotional
-    mimicry as social regulation", Pers. Soc. Psychol. Rev. 17:142). The listener follows the
-    speaker's visible smile with a per-listener lag of 0.5–1 s, scaled by its smile tendency, and
+    mimicry as social regulation", Pers. Soc. Psychol. Rev. 17:142; zygomatic EMG onset 300–400 ms,
+    Dimberg & Thunberg 1998, Scand. J. Psychol. 39:39). The listener follows the speaker's visible smile
+    with a per-listener lag of 0.3–0.6 s (its own smile then shows within about 1 s; a 0.5–1 s lag made
+    the visible return 1.2–1.6 s late), scaled by its smile tendency, and
     smiles briefly with some backchannels; brow lowering (concern) is mirrored the same way, weaker.
 Brow flashes
     The eyebrow flash (a raise held about 1/6 s) is a greeting and acknowledgement signal
@@ -114,8 +116,8 @@ class TeacherTiming:
     accent_semitones: float = 4.0
     brow_response_s: tuple[float, float] = (0.15, 0.35)
     brow_refractory_s: float = 1.2
-    # Smile mimicry lag (Dimberg et al. 2000; Hess & Fischer 2013)
-    mimicry_lag_s: tuple[float, float] = (0.5, 1.0)
+    # Smile mimicry lag (Dimberg & Thunberg 1998; Dimberg et al. 2000; Hess & Fischer 2013)
+    mimicry_lag_s: tuple[float, float] = (0.3, 0.6)
     # Pitch statistics need this much voiced speech first
     pitch_warmup_s: float = 1.0
 
