@@ -76,8 +76,11 @@ def test_bad_input_is_one_line(bundle, motion_file, tmp_path):
 
 
 def test_serve_prints_the_url_binds_localhost_and_stops_cleanly(bundle):
+    # a runner started in the background (`cmd &`) ignores SIGINT, and children inherit that: give the command
+    # the default disposition back, as a terminal would, so that Ctrl-C is what it gets
     process = subprocess.Popen([sys.executable, "-m", "avatar", "view", str(bundle), "--no-open"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = process.stdout.readline()
         url = line.split()[line.split().index("at") + 1]

@@ -83,8 +83,11 @@ def serve(site: Path, port: int, open_browser: bool, echo) -> None:
     import http.server
     import webbrowser
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    handler.log_message = lambda *args: None
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # no access log on the terminal
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(site))
     try:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), handler)
     except OSError as error:
