@@ -288,8 +288,7 @@ def perceive(source, progress=None, labels: str | list[str] | None = None, face:
         from drivers.perception.labels import LabelScorer, parse_labels
 
         encoder = load_text_encoder()
-        scorer = LabelScorer(parse_labels(labels) if isinstance(labels, str) else parse_labels(",".join(labels)),
-                             lambda texts: encoder.encode(texts).numpy())
+        scorer = LabelScorer(parse_labels(labels), lambda texts: encoder.encode(texts).numpy())
         result.open_labels = {(fr.index, f.id): scorer.scores(f) for fr in result.frames for f in fr.faces}
     return result
 
@@ -304,7 +303,7 @@ def check_perceive_options(face: str | int, labels: str | list[str] | None) -> N
     if labels is not None:
         from drivers.perception.labels import parse_labels
 
-        parse_labels(labels if isinstance(labels, str) else ",".join(labels))
+        parse_labels(labels)
 
 
 def perceive_to_files(source, paths: dict, labels: str | list[str] | None = None, face: str | int = "all",

@@ -21,14 +21,16 @@ TEMPERATURE = 0.05
 IGNORED = ("AU25", "AU45")
 
 
-def parse_labels(text: str) -> list[str]:
-    """``"bored, amused , confused"`` → ``["bored", "amused", "confused"]`` (at least one, at most 32)."""
-    labels = [part.strip() for part in str(text).split(",") if part.strip()]
-    if not labels:
+def parse_labels(labels) -> list[str]:
+    """``"bored, amused , confused"`` (or a list of labels) → ``["bored", "amused", "confused"]``: at least one,
+    at most 32, duplicates dropped."""
+    text = labels if isinstance(labels, str) else ",".join(str(label) for label in labels)
+    out = [part.strip() for part in text.split(",") if part.strip()]
+    if not out:
         raise AvatarInputError("--labels needs comma-separated words, e.g. --labels \"bored, amused, confused\"")
-    if len(labels) > 32:
-        raise AvatarInputError(f"--labels takes at most 32 labels, got {len(labels)}")
-    return list(dict.fromkeys(labels))
+    if len(out) > 32:
+        raise AvatarInputError(f"--labels takes at most 32 labels, got {len(out)}")
+    return list(dict.fromkeys(out))
 
 
 def face_sentence(record, onset: float = 1.0) -> str:
