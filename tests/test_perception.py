@@ -99,6 +99,20 @@ def test_face_ids_are_stable_through_reordering_and_absence():
     assert stream.main_face() == ids[False]  # smaller, but on screen 10 of 10 frames against 3
 
 
+def test_the_speaking_face_is_the_main_face():
+    """Two faces alike in size and place; the one whose mouth moves with the audio is the main face."""
+    t = np.arange(150) / 30.0
+    speech = np.clip(np.sin(2 * np.pi * 1.3 * t), 0.0, None)  # bursts of voice
+    chewing = np.clip(np.sin(2 * np.pi * 0.37 * t + 1.0), 0.0, None)  # a mouth moving out of step
+    rng = np.random.default_rng(0)
+    stream = PerceptionStream(fps=30.0)
+    for k in range(len(t)):
+        speaker, other = _face({"jawOpen": 0.5 * speech[k]}, (0.3, 0.5)), _face({"jawOpen": 0.5 * chewing[k]}, (0.7, 0.5))
+        record = stream.push(DetectedFaces(k, [other, speaker], (480, 640)), (0.05 + 0.3 * speech[k]) * rng.standard_normal(533))
+    (main,) = [f for f in record.faces if f.main]
+    assert main.box[0] < 320  # the speaker, on the left
+
+
 def test_static_face_does_not_flicker():
     stream = PerceptionStream(fps=30.0)
     face = _face({"mouthSmile_L": 0.1, "mouthSmile_R": 0.1})
