@@ -48,7 +48,6 @@ class FaceTrack:
         box: last box, normalised (x0, y0, x1, y1).
         signatures: rigid-shape signatures of the first frames (the re-identification reference).
         missing: frames since last seen.
-        frames_seen: frames the face was in view.
     """
 
     id: int
@@ -56,7 +55,6 @@ class FaceTrack:
     box: np.ndarray
     signatures: list[np.ndarray] = field(default_factory=list)
     missing: int = 0
-    frames_seen: int = 0
 
     @property
     def reference(self) -> np.ndarray:
@@ -144,7 +142,6 @@ class FaceTracks:
         for i, face in enumerate(faces):
             track = owner[i]
             track.box, track.missing = boxes[i], 0
-            track.frames_seen += 1
             if len(track.signatures) < self.signature_frames:
                 track.signatures.append(rigid_signature(observations[i]))
             (tracked,) = track.tracker.push_landmarks([face], (height, width))

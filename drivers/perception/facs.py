@@ -49,7 +49,6 @@ ACTION_UNITS: dict[str, tuple[str, str, bool]] = {
 AU_CHANNELS: tuple[str, ...] = tuple(
     ch for code, (_, _, sided) in ACTION_UNITS.items() for ch in ((code + "L", code + "R") if sided else (code,))
 )
-AU_CODES: tuple[str, ...] = tuple(ACTION_UNITS)
 NUM_CHANNELS = len(AU_CHANNELS)
 MAX_INTENSITY = 5.0
 

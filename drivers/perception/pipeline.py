@@ -48,10 +48,6 @@ class PerceptionResult:
     captions: list[Caption] = field(default_factory=list)
     open_labels: dict[tuple[int, int], dict[str, float]] | None = None
 
-    @property
-    def is_photo(self) -> bool:
-        return self.fps == 0.0
-
     def face_ids(self) -> list[int]:
         return sorted({f.id for fr in self.frames for f in fr.faces})
 
