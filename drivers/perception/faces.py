@@ -115,7 +115,13 @@ class FaceTracks:
         """
         height, width = int(image_size[0]), int(image_size[1])
         boxes = [landmark_box(np.asarray(f)) for f in faces]
-        observations = [observation_from_mediapipe(f, width, height) for f in faces]
+        signatures: dict[int, np.ndarray] = {}
+
+        def signature(i: int) -> np.ndarray:  # only for faces that need one (new, lost, or a young track)
+            if i not in signatures:
+                signatures[i] = rigid_signature(observation_from_mediapipe(faces[i], width, height))
+            return signatures[i]
+
         owner: dict[int, FaceTrack] = {}
         pairs = sorted(((box_iou(b, t.box), i, t.id) for i, b in enumerate(boxes) for t in self.tracks
                         if t.missing == 0), reverse=True)  # fmt: skip
@@ -123,14 +129,13 @@ class FaceTracks:
         for iou, i, track_id in pairs:
             if iou < self.iou_threshold or i in owner or track_id in taken:
                 continue
-            owner[i] = self._track(track_id)
+            owner[i] = self.tracks[track_id]
             taken.add(track_id)
         for i in range(len(faces)):
             if i in owner:
                 continue
-            signature = rigid_signature(observations[i])
             lost = [t for t in self.tracks if t.id not in taken and t.signatures]
-            dist = [signature_distance(signature, t.reference) for t in lost]
+            dist = [signature_distance(signature(i), t.reference) for t in lost]
             if dist and min(dist) <= self.signature_threshold:
                 track = lost[int(np.argmin(dist))]
             else:
@@ -143,7 +148,7 @@ class FaceTracks:
             track = owner[i]
             track.box, track.missing = boxes[i], 0
             if len(track.signatures) < self.signature_frames:
-                track.signatures.append(rigid_signature(observations[i]))
+                track.signatures.append(signature(i))
             (tracked,) = track.tracker.push_landmarks([face], (height, width))
             box = boxes[i] * np.array([width, height, width, height])
             out.append(FaceObservation(track.id, tuple(float(v) for v in box), tracked))
@@ -152,7 +157,3 @@ class FaceTracks:
                 track.missing += 1
                 track.tracker.push_landmarks([], (height, width))  # its smoothing restarts after a long gap
         return out
-
-    def _track(self, track_id: int) -> FaceTrack:
-        return self.tracks[track_id]
-
