@@ -161,6 +161,15 @@ def test_bad_inputs_are_one_line_errors_with_nothing_written(tmp_path):
 
 
 @pytest.mark.shared
+def test_open_labels_follow_the_face(shared):
+    import avatar
+
+    result = avatar.perceive(shared / "media/photos/single_face.jpg", labels="amused, bored, sulky")
+    scores = result.open_labels[(0, result.main_face)]
+    assert scores["amused"] > max(scores["bored"], scores["sulky"]) and abs(sum(scores.values()) - 1) < 1e-6
+
+
+@pytest.mark.shared
 def test_photo_with_many_faces(tmp_path, shared):
     from avatar.commands.perceive import run_perceive_command
 

@@ -1,10 +1,13 @@
 """Zero-shot scores of free-text labels (``avatar perceive --labels "bored, amused"``).
 
-A face is said in words — the AUs it shows over its baseline (``describe``) and the emotion it reads as —
-and that sentence is matched against each label's description (``"a person who looks <label>"``) in a
-sentence-embedding space (all-MiniLM-L6-v2, shipped in a wheel; the encoder is handed in by the caller so
-this stage does not import the generator's). Scores are a softmax of cosine similarities over the labels.
-Sentences repeat across frames, so embeddings are cached by text.
+A face is said in words twice: its AU pattern over its baseline (``"a person who raises the brows and drops
+the jaw, looking surprised"``, :func:`face_sentence`) and its emotion probabilities, as the probability-weighted
+mean of the eight emotions' sentences (``"a person who looks surprised"``, …), so that an uncertain face is
+described as uncertain. The two unit vectors are mixed 0.3 / 0.7 (on the shared photos the AU sentence alone
+let incidental AUs decide: a surprised face read "amused") and matched against each label's description
+(``"a person who looks <label>"``) in a sentence-embedding space (all-MiniLM-L6-v2, shipped in a wheel; the
+encoder is handed in by the caller so this stage does not import the generator's). Scores are a softmax of
+cosine similarities over the labels. Sentences repeat across frames, so embeddings are cached by text.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import numpy as np
 
 from avatar.core.errors import AvatarInputError
 from drivers.perception.captions import describe
-from drivers.perception.facs import EMOTION_ADJECTIVES, bilateral
+from drivers.perception.facs import EMOTION_ADJECTIVES, EMOTIONS, bilateral
 
 TEMPERATURE = 0.05
 IGNORED = ("AU25", "AU45")
+AU_SHARE = 0.3  # weight of the AU sentence against the emotion sentences
 
 
 def parse_labels(labels) -> list[str]:
@@ -51,6 +55,7 @@ class LabelScorer:
         self._encode = encode
         self._cache: dict[str, np.ndarray] = {}
         self._label_vectors = self._vectors([f"a person who looks {label}" for label in labels])
+        self._emotion_vectors = self._vectors([f"a person who looks {EMOTION_ADJECTIVES[e]}" for e in EMOTIONS])
 
     def _vectors(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
@@ -62,7 +67,9 @@ class LabelScorer:
 
     def scores(self, record) -> dict[str, float]:
         """Label → probability for one face record."""
-        sim = self._vectors([face_sentence(record)])[0] @ self._label_vectors.T
+        mixture = record.scores @ self._emotion_vectors
+        face = AU_SHARE * self._vectors([face_sentence(record)])[0] + (1.0 - AU_SHARE) * mixture / np.linalg.norm(mixture)
+        sim = face @ self._label_vectors.T
         p = np.exp((sim - sim.max()) / TEMPERATURE)
         p /= p.sum()
         return dict(zip(self.labels, (float(v) for v in p)))
