@@ -135,7 +135,8 @@ def test_fit_real_photo_writes_a_valid_bundle(tmp_path, shared, head):
     stages = []
     result = run_fit_command(photo, tmp_path / "d19.avatar", quality="fast", progress=lambda s, f: stages.append(s))
     out = result.out_dir
-    for name in ("avatar.json", "avatar.safetensors", "texture.png", "mesh.glb", "mesh.obj", "mesh.mtl", "preview.png", "report.json"):
+    for name in ("avatar.json", "avatar.safetensors", "texture.png", "mesh.glb", "mesh.obj", "mesh.mtl", "preview.png",
+                 "overlay.png", "report.json"):
         assert (out / name).is_file(), name
     assert {"load", "detect", "landmarks", "texture", "write"} <= set(stages)
     report = json.loads((out / "report.json").read_text())
@@ -151,11 +152,17 @@ def test_fit_real_photo_writes_a_valid_bundle(tmp_path, shared, head):
         assert key in report
     preview = np.asarray(Image.open(out / "preview.png"))
     assert preview.shape == (768, 768, 3)
+    # overlay.png: the head in the photo's own camera, at the photo's size — opaque over the face, clear in a corner
+    overlay = np.asarray(Image.open(out / "overlay.png"))
+    assert overlay.shape == (720, 720, 4) and overlay[5, 5, 3] == 0
+    cx, cy = int((x0 + x1) / 2), int((y0 + y1) / 2)
+    assert overlay[cy - 10:cy + 10, cx - 10:cx + 10, 3].min() == 255
+    assert 0 <= report["skin_delta_e2000"] < 10
     avatar = load(out)
     frame = avatar.render(expression={"jawOpen": 0.5}, yaw=0.4, size=96)
     assert frame.shape == (96, 96, 3)
     bundle = read_bundle(out)
-    assert bundle.meta["head_model"]["source"] in ("face_model", "ict")
+    assert bundle.meta["head_model"]["source"] in ("face_model", "ict") and bundle.overlay.shape == (720, 720, 4)
     from test_export_gltf import validate
 
     issues = validate(out / "mesh.glb")["issues"]

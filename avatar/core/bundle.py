@@ -18,7 +18,8 @@ file                   what
                        pivot node
 ``mesh.obj``/``.mtl``  the neutral mesh with the texture, for any 3D tool
 ``preview.png``        (fits) input | landmarks | fit over the photo, novel views × two expressions
-``report.json``        (fits) image size, faces found, face box, 68 landmarks, losses, timings
+``overlay.png``        (fits) the fitted head in the photo's own camera, RGBA at the photo's size
+``report.json``        (fits) image size, faces found, face box, 68 landmarks, losses, skin ΔE2000, timings
 =====================  =======================================================================
 
 A mesh for any expression is ``vertices + Σ_j expression[j] · expression_deltas[j]``; the head pose
@@ -52,6 +53,7 @@ TEXTURE_FILE = "texture.png"
 GLB_FILE = "mesh.glb"
 OBJ_FILE = "mesh.obj"
 PREVIEW_FILE = "preview.png"
+OVERLAY_FILE = "overlay.png"
 REPORT_FILE = "report.json"
 #: Parts exported as meshes: the eye overlay shells and lashes are alpha-blended in ICT; opaque
 #: exports leave them out.
@@ -85,6 +87,7 @@ class AvatarBundle:
         meta: the rest of ``avatar.json`` (head model, fit settings, camera, ...).
         preview: the preview image, shape :math:`(H, W, 3)` uint8, or ``None``.
         report: the fit report, or ``None``.
+        overlay: the fitted head in the photo's camera, RGBA uint8 :math:`(H, W, 4)` at the photo's size, or ``None``.
     """
 
     z_geo: torch.Tensor
@@ -106,11 +109,13 @@ class AvatarBundle:
     meta: dict = field(default_factory=dict)
     preview: np.ndarray | None = None
     report: dict | None = None
+    overlay: np.ndarray | None = None
 
     @classmethod
     def create(cls, *, vertices, expression_deltas, faces, uv, uv_faces, face_parts, part_names, neck_pivot, texture,
                z_geo=None, z_tex=None, expression=None, head_rotation=None, head_translation=None, sh_light=None,
-               meta: dict | None = None, preview: np.ndarray | None = None, report: dict | None = None) -> AvatarBundle:
+               meta: dict | None = None, preview: np.ndarray | None = None, report: dict | None = None,
+               overlay: np.ndarray | None = None) -> AvatarBundle:
         """The one way to assemble a bundle in memory: converts (NumPy or torch) and copies every array to the
         dtype the format stores, fills the optional codes with zeros, and checks the shapes.
 
@@ -122,7 +127,7 @@ class AvatarBundle:
             texture: albedo :math:`(S, S, 3)`, float in [0, 1] or uint8.
             z_geo, z_tex: codes (empty when the avatar was not made from the model's codes).
             expression, head_rotation, head_translation: the photo's expression and pose (zeros by default).
-            sh_light: :math:`(9, 1)` or ``None``; meta, preview, report: see the class docstring.
+            sh_light: :math:`(9, 1)` or ``None``; meta, preview, report, overlay: see the class docstring.
         """
         def tensor(x, dtype=torch.float32):
             x = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x))
@@ -150,6 +155,7 @@ class AvatarBundle:
             meta=dict(meta or {}),
             preview=preview,
             report=report,
+            overlay=overlay,
         )
         _check(bundle)
         return bundle
@@ -191,6 +197,7 @@ def bundle_json(bundle: AvatarBundle) -> dict:
             "glb": GLB_FILE,
             "obj": OBJ_FILE,
             **({"preview": PREVIEW_FILE} if bundle.preview is not None else {}),
+            **({"overlay": OVERLAY_FILE} if bundle.overlay is not None else {}),
             **({"report": REPORT_FILE} if bundle.report is not None else {}),
         },
         **{k: v for k, v in bundle.meta.items() if k not in ("format", "files", "codes", "units", "frame")},
@@ -247,6 +254,8 @@ def write_bundle(directory: str | os.PathLike, bundle: AvatarBundle, force: bool
         write_obj(tmp / OBJ_FILE, mesh, texture_name=TEXTURE_FILE, write_texture=False)
         if bundle.preview is not None:
             (tmp / PREVIEW_FILE).write_bytes(_png_bytes(bundle.preview))
+        if bundle.overlay is not None:
+            (tmp / OVERLAY_FILE).write_bytes(_png_bytes(bundle.overlay))
         if bundle.report is not None:  # last, so it can say how long writing took
             seconds = time.perf_counter() - start
             if isinstance(bundle.report.get("timings"), dict):
@@ -312,6 +321,10 @@ def read_bundle(directory: str | os.PathLike) -> AvatarBundle:
     if (directory / PREVIEW_FILE).is_file():
         with Image.open(directory / PREVIEW_FILE) as image:
             preview = np.asarray(image.convert("RGB"))
+    overlay = None
+    if (directory / OVERLAY_FILE).is_file():
+        with Image.open(directory / OVERLAY_FILE) as image:
+            overlay = np.asarray(image.convert("RGBA"))
     report = json.loads((directory / REPORT_FILE).read_text()) if (directory / REPORT_FILE).is_file() else None
     codes = meta.get("codes", {})
     bundle = AvatarBundle(
@@ -334,6 +347,7 @@ def read_bundle(directory: str | os.PathLike) -> AvatarBundle:
         meta=meta,
         preview=preview,
         report=report,
+        overlay=overlay,
     )
     _check(bundle)
     return bundle

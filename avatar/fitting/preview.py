@@ -53,6 +53,49 @@ def photometric_psnr(head: HeadModel, fit: FitResult, texture: torch.Tensor, ima
     return 10 * math.log10(1.0 / max(mse, 1e-10))
 
 
+def skin_colour_difference(head: HeadModel, fit: FitResult, texture: torch.Tensor, image: np.ndarray,
+                           observation: FaceObservation, size: int = 256) -> float:
+    """CIEDE2000 colour difference between the photo's and the render's mean skin colour (inside the face-skin
+    mask, both sRGB) — how far the avatar's skin is from the photo's; < 2.3 is hard to see, > 10 is obvious."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    crop = face_crop(landmark_targets(observation), size)
+    with torch.no_grad():
+        out = render_fit(head, fit, texture, crop)
+    photo = crop_image(image, crop.x0, crop.y0, crop.scale, size).astype(np.float64) / 255.0
+    points = (observation.landmarks[:, :2] - np.array([crop.x0, crop.y0])) * crop.scale
+    mask = (face_skin_mask(points, (size, size)) > 0.5) & (out.mask[0, ..., 0].numpy() > 0)
+    if mask.sum() < 1:
+        return float("nan")
+    mean_photo = photo[mask].mean(0)
+    mean_render = out.rgba[0, ..., :3].clamp(0, 1).numpy()[mask].mean(0)
+    return float(deltaE_ciede2000(rgb2lab(mean_photo[None, None]), rgb2lab(mean_render[None, None]))[0, 0])
+
+
+def overlay_image(head: HeadModel, fit: FitResult, texture: torch.Tensor, working_size: tuple[int, int],
+                  original_size: tuple[int, int]) -> np.ndarray:
+    """The fitted head rendered in the photo's own camera, RGBA at the photo's size (``overlay.png``): lay it
+    over the photo to see the fit.
+
+    Args:
+        working_size: (height, width) of the working image the fit used.
+        original_size: (height, width) of the photo.
+
+    Returns:
+        RGBA uint8, shape :math:`(H, W, 4)`, transparent where the head is not.
+    """
+    from PIL import Image
+
+    height, width = working_size
+    side = max(height, width)
+    with torch.no_grad():
+        out = render_fit(head, fit, texture, Crop(0.0, 0.0, 1.0, side))
+    rgba = (out.rgba[0].clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)[:height, :width]
+    if (height, width) != tuple(original_size):
+        rgba = np.asarray(Image.fromarray(rgba, "RGBA").resize((original_size[1], original_size[0]), Image.BILINEAR))
+    return rgba
+
+
 def novel_views(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, uv_faces: torch.Tensor,
                 texture: torch.Tensor, frame_vertices: torch.Tensor, size: int) -> list[np.ndarray]:
     """Renders at :data:`VIEW_YAWS` under the default light, white background, uint8 (H, W, 3) each."""
