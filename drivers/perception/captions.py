@@ -15,10 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.perception.facs import ACTION_UNITS, AU_CHANNELS
-
-IGNORED = ("AU25", "AU45")
-_CODE_INDEX = {code: [i for i, ch in enumerate(AU_CHANNELS) if ch.startswith(code)] for code in ACTION_UNITS}
+from drivers.perception.facs import ACTION_UNITS, INCIDENTAL, bilateral_array
 
 
 @dataclass(frozen=True)
@@ -60,8 +57,8 @@ def face_captions(times: np.ndarray, channels: np.ndarray, labels: list[str], fa
     """
     if len(times) == 0:
         return []
-    codes = [c for c in ACTION_UNITS if c not in IGNORED]
-    intensity = np.stack([channels[:, _CODE_INDEX[c]].max(1) for c in codes], 1)  # (T, K)
+    codes = [c for c in ACTION_UNITS if c not in INCIDENTAL]
+    intensity = bilateral_array(channels)[:, [list(ACTION_UNITS).index(c) for c in codes]]  # (T, K)
     active = (intensity >= onset).any(1)
     spans, start = [], None
     for t, on in enumerate(active):

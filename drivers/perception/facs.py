@@ -51,6 +51,13 @@ AU_CHANNELS: tuple[str, ...] = tuple(
 )
 NUM_CHANNELS = len(AU_CHANNELS)
 MAX_INTENSITY = 5.0
+#: AU code → its channel indices (one, or left and right)
+CODE_CHANNELS: dict[str, list[int]] = {
+    code: [AU_CHANNELS.index(ch) for ch in ((code + "L", code + "R") if sided else (code,))]
+    for code, (_, _, sided) in ACTION_UNITS.items()
+}
+#: AUs that come with speaking and blinking, not with an expression (captions and label sentences skip them)
+INCIDENTAL = ("AU25", "AU45")
 
 #: ARKit/ICT shape → [(AU channel, intensity at weight 1)] — the published one-to-one translation, sided
 ARKIT_CORRESPONDENCE: dict[str, list[tuple[str, float]]] = {
@@ -117,13 +124,15 @@ def correspondence_matrix():
 
 def bilateral(channels) -> dict[str, float]:
     """AU code → intensity (the stronger side of a lateral AU) from one vector of channels, shape :math:`(C,)`."""
-    out = {}
-    for code, (_, _, sided) in ACTION_UNITS.items():
-        if sided:
-            out[code] = float(max(channels[AU_CHANNELS.index(code + "L")], channels[AU_CHANNELS.index(code + "R")]))
-        else:
-            out[code] = float(channels[AU_CHANNELS.index(code)])
-    return out
+    return dict(zip(ACTION_UNITS, (float(v) for v in bilateral_array(channels))))
+
+
+def bilateral_array(channels):
+    """Bilateral AU intensities in :data:`ACTION_UNITS` order, shape :math:`(..., C)` → :math:`(..., 22)`."""
+    import numpy as np
+
+    channels = np.asarray(channels)
+    return np.stack([channels[..., idx].max(-1) for idx in CODE_CHANNELS.values()], -1)
 
 
 def mirror_channels(channels):

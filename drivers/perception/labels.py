@@ -18,10 +18,9 @@ import numpy as np
 
 from avatar.core.errors import AvatarInputError
 from drivers.perception.captions import describe
-from drivers.perception.facs import EMOTION_ADJECTIVES, EMOTIONS, bilateral
+from drivers.perception.facs import EMOTION_ADJECTIVES, EMOTIONS, INCIDENTAL, bilateral
 
 TEMPERATURE = 0.05
-IGNORED = ("AU25", "AU45")
 AU_SHARE = 0.3  # weight of the AU sentence against the emotion sentences
 
 
@@ -40,7 +39,7 @@ def parse_labels(labels) -> list[str]:
 def face_sentence(record, onset: float = 1.0) -> str:
     """A face in words, e.g. ``"a person who raises the brows and drops the jaw, looking surprised"``."""
     aus = bilateral(record.channels)
-    active = [c for c, v in sorted(aus.items(), key=lambda kv: -kv[1]) if v >= onset and c not in IGNORED][:4]
+    active = [c for c, v in sorted(aus.items(), key=lambda kv: -kv[1]) if v >= onset and c not in INCIDENTAL][:4]
     look = EMOTION_ADJECTIVES[record.emotion]
     if not active:
         return f"a person with a still, relaxed face, looking {look}"

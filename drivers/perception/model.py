@@ -30,13 +30,20 @@ import numpy as np
 
 from avatar.core.errors import AvatarInputError
 from avatar.core.paths import ASSETS_DIR
-from drivers.perception.facs import AU_CHANNELS, CIRCUMPLEX, COMPOUNDS, EMOTIONS, MAX_INTENSITY, NUM_CHANNELS
+from drivers.perception.facs import (
+    AU_CHANNELS,
+    CIRCUMPLEX,
+    CODE_CHANNELS,
+    COMPOUNDS,
+    EMOTIONS,
+    MAX_INTENSITY,
+    NUM_CHANNELS,
+)
 
 MODEL_DIR = ASSETS_DIR / "perception"
 CLASSES: tuple[str, ...] = (*EMOTIONS, "other")
 #: AUs listed under ``because``: at most this many, each worth at least ``BECAUSE_MIN`` nats of the decision
 BECAUSE_MAX, BECAUSE_MIN = 4, 0.1
-_CODE_CHANNELS = {code: [i for i, ch in enumerate(AU_CHANNELS) if ch[:4] == code] for code in dict.fromkeys(c[:4] for c in AU_CHANNELS)}
 
 
 @dataclass(frozen=True)
@@ -108,12 +115,12 @@ class PerceptionModel:
         (both sides) is taken away, at least ``BECAUSE_MIN`` nats, at most ``BECAUSE_MAX`` AUs."""
         k = CLASSES.index(label)
         x = decision.channels
-        present = [code for code, idx in _CODE_CHANNELS.items() if x[idx].max() > 0.0]
+        present = [code for code, idx in CODE_CHANNELS.items() if x[idx].max() > 0.0]
         if not present:
             return []
         occluded = np.repeat(x[None], len(present), 0)
         for row, code in enumerate(present):
-            occluded[row, _CODE_CHANNELS[code]] = 0.0
+            occluded[row, CODE_CHANNELS[code]] = 0.0
         drop = np.log(decision.probabilities[k] + 1e-12) - np.log(self.probabilities(occluded)[:, k] + 1e-12)
         ranked = sorted(zip(present, drop), key=lambda kv: -kv[1])
         return [code for code, value in ranked[:BECAUSE_MAX] if value >= BECAUSE_MIN]

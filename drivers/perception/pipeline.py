@@ -83,19 +83,10 @@ class PerceptionResult:
         faces = {}
         step = 1.0 / self.fps if self.fps else 0.0
         for face_id in self.face_ids():
-            times, channels, labels, records = self.face_tracks(face_id)
-            counts = Counter(labels)
-            mean_aus = bilateral(channels.mean(0)) if len(channels) else {}
-            faces[str(face_id)] = {
-                "frames": len(records),
-                "emotion_share": {e: round(counts[e] / len(labels), 3) for e in EMOTIONS if counts[e]},
-                "dominant_emotion": counts.most_common(1)[0][0],
-                "valence": round(float(np.mean([r.valence for r in records])), 3),
-                "arousal": round(float(np.mean([r.arousal for r in records])), 3),
-                "unknown_share": round(float(np.mean([r.unknown for r in records])), 3),
-                "top_aus": [code for code, v in sorted(mean_aus.items(), key=lambda kv: -kv[1])[:3] if v >= 0.5],
-                "seconds_visible": round(len(records) * step, 2),
-            }
+            _, _, _, records = self.face_tracks(face_id)
+            faces[str(face_id)] = {"frames": len(records), **summarise(records),
+                                   "unknown_share": round(float(np.mean([r.unknown for r in records])), 3),
+                                   "seconds_visible": round(len(records) * step, 2)}
         return {"main_face": self.main_face, "faces": faces, "captions": len(self.captions)}
 
     def to_json(self) -> dict:
@@ -142,21 +133,26 @@ def read_tracked_face(weights: np.ndarray, rotation: np.ndarray, visible: np.nda
     if not readings:
         return {"frames_seen": 0, "emotion_share": {}, "dominant_emotion": None, "segments": [], "valence": None,
                 "arousal": None, "top_aus": []}  # fmt: skip
-    counts = Counter(r.emotion for _, r in readings)
     segments: list[dict] = []
     for t, r in readings:
         if segments and segments[-1]["emotion"] == r.emotion and t - segments[-1]["end"] <= 1.5 / fps:
             segments[-1]["end"] = round(t + 1 / fps, 3)
             continue
         segments.append({"start": round(t, 3), "end": round(t + 1 / fps, 3), "emotion": r.emotion, "because": r.because})
-    mean_aus = bilateral(np.mean([r.channels for _, r in readings], 0))
+    return {"frames_seen": len(readings), **summarise([r for _, r in readings]),
+            "segments": [s for s in segments if s["emotion"] != "neutral"]}
+
+
+def summarise(readings) -> dict:
+    """Emotion shares, the dominant emotion, mean valence/arousal and the strongest mean AUs (≥ 0.5, at most 3)
+    of one face's readings (anything with ``emotion``, ``channels``, ``valence``, ``arousal``; at least one)."""
+    counts = Counter(r.emotion for r in readings)
+    mean_aus = bilateral(np.mean([r.channels for r in readings], 0))
     return {
-        "frames_seen": len(readings),
         "emotion_share": {e: round(counts[e] / len(readings), 3) for e in EMOTIONS if counts[e]},
         "dominant_emotion": counts.most_common(1)[0][0],
-        "segments": [s for s in segments if s["emotion"] != "neutral"],
-        "valence": round(float(np.mean([r.valence for _, r in readings])), 3),
-        "arousal": round(float(np.mean([r.arousal for _, r in readings])), 3),
+        "valence": round(float(np.mean([r.valence for r in readings])), 3),
+        "arousal": round(float(np.mean([r.arousal for r in readings])), 3),
         "top_aus": [c for c, v in sorted(mean_aus.items(), key=lambda kv: -kv[1])[:3] if v >= 0.5],
     }
 

@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from drivers.perception.facs import ACTION_UNITS, AU_CHANNELS, COMPOUNDS, EMOTIONS, correspondence_matrix
+from drivers.perception.facs import (
+    ACTION_UNITS,
+    AU_CHANNELS,
+    COMPOUNDS,
+    EMOTIONS,
+    bilateral_array,
+    correspondence_matrix,
+)
 from drivers.perception.model import CLASSES, PerceptionModel
 
 OCCURRENCE = 1.0  # FACS "A" trace: intensity ≥ 1 counts as present
@@ -202,24 +209,13 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def bilateral_matrix(channels: np.ndarray) -> np.ndarray:
-    """(N, C) channels → (N, 22) bilateral AU intensities (stronger side)."""
-    cols = []
-    for code, (_, _, sided) in ACTION_UNITS.items():
-        if sided:
-            cols.append(np.maximum(channels[:, AU_CHANNELS.index(code + "L")], channels[:, AU_CHANNELS.index(code + "R")]))
-        else:
-            cols.append(channels[:, AU_CHANNELS.index(code)])
-    return np.stack(cols, 1)
-
-
 def evaluate(model: PerceptionModel, data: dict, open_set: bool = True, **train_kwargs) -> dict:
     """Metrics on the held-out identities (see the module docstring)."""
     test = data["heldout"]
     kind, label = data["kind"][test], data["label"][test]
     aus = model.action_units(data["weights"][test], data["rotation"][test])
     true = data["channels"][test]
-    pred_b, true_b = bilateral_matrix(aus), bilateral_matrix(true)
+    pred_b, true_b = bilateral_array(aus), bilateral_array(true)
     per_au = {}
     for j, code in enumerate(ACTION_UNITS):
         occ_t, occ_p = true_b[:, j] >= OCCURRENCE, pred_b[:, j] >= OCCURRENCE
