@@ -242,3 +242,31 @@ def test_real_clip_stream_equals_batch(shared):
     out = [stream.push(frame=f.image) for f in media.iter_frames(clip)]
     out.append(stream.flush())
     assert torch.equal(torch.cat(out), batch)
+
+
+def test_blink_floor_limits_open_eye_stretches_and_touches_only_the_eyelids(shipped):
+    """``max_blink_interval_s``: no stretch without a blink longer than the limit; the rest of the codes unchanged."""
+    from dataclasses import replace
+
+    from avatar.core.code_layout import BLINK_LEFT, BLINK_RIGHT
+    from drivers.listener.pipeline import BLINK_PROFILE, ListenerPipeline
+
+    cues = cues_from_waveform(np.zeros(30 * SR, np.float32))
+    quiet = replace(shipped.sampling, blink_temperature=0.3, max_blink_interval_s=0.0)  # seldom blinks on its own
+    floored = replace(quiet, max_blink_interval_s=4.0)
+    before = listen(cues, seed=1, pipeline=ListenerPipeline(shipped.model, shipped.scheduler, sampling=quiet))
+    after = listen(cues, seed=1, pipeline=ListenerPipeline(shipped.model, shipped.scheduler, sampling=floored))
+
+    def longest_open(codes):
+        run = best = 0
+        for closed in (codes[:, BLINK_LEFT] > 0.5).tolist():
+            run = 0 if closed else run + 1
+            best = max(best, run)
+        return best
+
+    assert longest_open(before) > 4 * 30  # without the floor this seed keeps its eyes open for > 4 s
+    assert longest_open(after) <= 4 * 30 + 1
+    assert (after[:, [BLINK_LEFT, BLINK_RIGHT]] >= before[:, [BLINK_LEFT, BLINK_RIGHT]]).all()
+    others = [i for i in range(after.shape[1]) if i not in (BLINK_LEFT, BLINK_RIGHT)]
+    assert torch.equal(after[:, others], before[:, others])
+    assert max(BLINK_PROFILE) == 1.0

@@ -17,6 +17,7 @@ import torch
 
 import renderers as dr
 from avatar.core.bundle import AvatarBundle, write_bundle
+from avatar.core.colour import encode_rgba, srgb_to_linear
 from avatar.core.errors import AvatarInputError
 from avatar.core.expressions import EXPRESSION_NAMES, weights_from_mapping
 from avatar.core.geometry import axis_angle_to_matrix, euler_to_matrix
@@ -172,8 +173,8 @@ class Avatar:
         keep = self.bundle.export_face_mask()
         with torch.no_grad():
             out = dr.render_mesh(verts, self.bundle.faces[keep], self.bundle.uv, self.bundle.uv_faces[keep],
-                                 self.bundle.texture, camera, sh)
-        return dr.to_uint8_image(out.rgba[0], background)
+                                 srgb_to_linear(self.bundle.texture), camera, sh)
+        return dr.to_uint8_image(encode_rgba(out.rgba[0]), background)
 
     def _posed(self, verts: torch.Tensor, pose) -> torch.Tensor:
         pose = torch.as_tensor(np.asarray(pose, dtype=np.float32)).reshape(-1)

@@ -22,6 +22,7 @@ import torch
 
 import renderers as dr
 from avatar.core.code_layout import EXPRESSION_SLICE, ROTATION_SLICE, TRANSLATION_SLICE
+from avatar.core.colour import srgb_shade
 from avatar.core.geometry import axis_angle_to_matrix
 from avatar.core.threads import single_thread
 
@@ -128,7 +129,7 @@ class CodeRenderer:
         # shading of the turned rest normals: SH coefficients refitted for each frame's rotation
         turned = self.directions @ rotation.transpose(1, 2)  # (B, 32, 3): R s
         shade_samples = dr.sh_shade(turned, self.light.expand(count, -1, -1))  # shading of R s
-        shade_v = self.basis @ (self.fit @ shade_samples)  # (B, V, 3)
+        shade_v = srgb_shade(self.basis @ (self.fit @ shade_samples))  # (B, V, 3), linear light on sRGB texels
         return dr.draw_textured(clip, self.faces, self.uv, self.uv_faces, self.texture, (self.size, self.size),
                                 shade=shade_v, tri_mask=front, background=self.background, boundary_mode="clamp",
                                 parallel=parallel)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from avatar.core.bundle import AvatarBundle
+from avatar.core.colour import encode_rgba, srgb_to_linear
 from avatar.core.expressions import weights_from_mapping
 
 #: The second expression of the previews' novel views.
@@ -56,9 +57,9 @@ def render_views(vertices: torch.Tensor, bundle: AvatarBundle, frame: torch.Tens
                        cameras[0].image_size)
     # no silhouette antialiasing: invisible at preview size on white, and its edge topology costs ~0.3 s
     # of the 5 s `avatar generate` budget in a fresh process
-    out = dr.render_mesh(vertices, faces, bundle.uv, uv_faces, bundle.texture[None], camera, dr.default_sh(),
-                         antialias=False)
-    return list(dr.to_uint8_image(out.rgba, BACKGROUND))
+    out = dr.render_mesh(vertices, faces, bundle.uv, uv_faces, srgb_to_linear(bundle.texture)[None], camera,
+                         dr.default_sh(), antialias=False)
+    return list(dr.to_uint8_image(encode_rgba(out.rgba), BACKGROUND))
 
 
 def preview_views(bundles: list[AvatarBundle], panel: int = PREVIEW_PANEL, smile: bool = True) -> np.ndarray:

@@ -31,6 +31,7 @@ import torch
 from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
 import renderers as dr
+from avatar.core.colour import linear_to_srgb, srgb_to_linear
 from avatar.core.errors import AvatarInputError
 from avatar.core.geometry import matrix_to_axis_angle, similarity_transform
 from avatar.fitting.camera import R_CV, Crop, fit_camera
@@ -508,7 +509,7 @@ def solve_lighting(photo: torch.Tensor, normals: torch.Tensor, albedo: torch.Ten
 
 
 def _render_face(head: HeadModel, mesh: FaceRender, state: FitState, camera: dr.Camera, albedo_tex: torch.Tensor | None):
-    """Render the face sub-mesh: colour, skin coverage, normals (row 0 at the top)."""
+    """Render the face sub-mesh: sRGB colour, skin coverage, normals, linear albedo (row 0 at the top)."""
     verts = head.pose(mesh.rest_vertices(state.z_geo, state.expression), state.rotation)
     pos = camera.to_clip(verts).contiguous()
     size = camera.image_size
@@ -527,7 +528,7 @@ def _render_face(head: HeadModel, mesh: FaceRender, state: FitState, camera: dr.
         albedo = dr.texture(albedo_tex.contiguous(), uv_pix, filter_mode="linear", boundary_mode="clamp")
     else:
         albedo = state.z_tex[:, None, None, :].expand(1, *size, 3)
-    colour = albedo * shade
+    colour = linear_to_srgb(albedo * shade)  # linear albedo, linear light → an sRGB pixel like the photo's
     flip = lambda x: x.flip(1)  # noqa: E731 — nvdiffrast rows → image rows
     return flip(colour), flip(skin[..., None].float()), flip(normals), flip(albedo)
 
@@ -559,7 +560,8 @@ def fit_lighting(head: HeadModel, mesh: FaceRender, state: FitState, image: np.n
     mask = (skin[0, ..., 0] > 0.5) & (skin_photo > 0.5)
     if int(mask.sum()) < 50:
         return state, {"lighting_pixels": int(mask.sum())}
-    sh, rgb = solve_lighting(photo[0][mask], normals[0][mask], albedo[0][mask] if albedo_tex is not None else None)
+    sh, rgb = solve_lighting(srgb_to_linear(photo[0][mask]), normals[0][mask],
+                             albedo[0][mask] if albedo_tex is not None else None)  # in linear light
     state.sh = sh.reshape(1, 9, 1)
     if albedo_tex is None:
         state.z_tex = rgb.clamp(0.02, 1.0)[None]

@@ -106,7 +106,7 @@ def make_report(output: FitOutput, seconds_total: float) -> dict:
         "landmark_error_iod": round(error / iod, 5) if iod > 0 else None,
         "fit_losses": losses,
         "photometric_psnr_face": round(output.report.get("photometric_psnr_face", float("nan")), 3),
-        # CIEDE2000 between the photo's and the lit render's mean face skin (sRGB): < 2.3 unnoticeable
+        # CIEDE2000 between the photo's mean face skin and the avatar's under a neutral light (sRGB): < 2.3 unnoticeable
         "skin_delta_e2000": round(output.report.get("skin_delta_e2000", float("nan")), 2),
         "texture_coverage": round(output.unwrap.coverage, 4),
         "camera": {

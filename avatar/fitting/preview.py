@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageDraw
 
 import renderers as dr
+from avatar.core.colour import encode_rgba, srgb_to_linear
 from avatar.core.preview import BACKGROUND, VIEW_YAWS, preview_weights
 from avatar.fitting.camera import Crop
 from avatar.fitting.detect import FaceObservation, crop_image
@@ -30,12 +31,16 @@ def _mesh(head: HeadModel):
     return head.faces[keep], torch.from_numpy(head.atlas.uv), torch.from_numpy(head.atlas.uv_faces)[keep]
 
 
-def render_fit(head: HeadModel, fit: FitResult, texture: torch.Tensor, crop: Crop) -> dr.RenderOutput:
-    """The fitted head, textured and lit as in the photo, seen by the fitted camera over a crop."""
+def render_fit(head: HeadModel, fit: FitResult, texture: torch.Tensor, crop: Crop,
+               light: torch.Tensor | None = None) -> dr.RenderOutput:
+    """The fitted head, textured and lit as in the photo (or by ``light``, SH :math:`(1, 9, C)`), seen by the
+    fitted camera over a crop; colour sRGB."""
     faces, uv, uv_faces = _mesh(head)
     state = fit.state
     vertices = head.vertices(state.z_geo, state.expression, state.rotation)
-    return dr.render_mesh(vertices, faces, uv, uv_faces, texture, fit.camera(crop), state.sh)
+    light = state.sh if light is None else light
+    out = dr.render_mesh(vertices, faces, uv, uv_faces, srgb_to_linear(texture), fit.camera(crop), light)
+    return out._replace(rgba=encode_rgba(out.rgba))
 
 
 def photometric_psnr(head: HeadModel, fit: FitResult, texture: torch.Tensor, image: np.ndarray,
@@ -55,13 +60,14 @@ def photometric_psnr(head: HeadModel, fit: FitResult, texture: torch.Tensor, ima
 
 def skin_colour_difference(head: HeadModel, fit: FitResult, texture: torch.Tensor, image: np.ndarray,
                            observation: FaceObservation, size: int = 256) -> float:
-    """CIEDE2000 colour difference between the photo's and the render's mean skin colour (inside the face-skin
-    mask, both sRGB) — how far the avatar's skin is from the photo's; < 2.3 is hard to see, > 10 is obvious."""
+    """CIEDE2000 colour difference between the photo's mean skin colour and the avatar's under a neutral light
+    (uniform, radiance 1: the texture's own colour), seen from the photo's camera, inside the face-skin mask,
+    both sRGB — whether de-lighting kept the person's skin colour; < 2.3 is hard to see, > 10 is obvious."""
     from skimage.color import deltaE_ciede2000, rgb2lab
 
     crop = face_crop(landmark_targets(observation), size)
     with torch.no_grad():
-        out = render_fit(head, fit, texture, crop)
+        out = render_fit(head, fit, texture, crop, dr.ambient_sh(1.0))
     photo = crop_image(image, crop.x0, crop.y0, crop.scale, size).astype(np.float64) / 255.0
     points = (observation.landmarks[:, :2] - np.array([crop.x0, crop.y0])) * crop.scale
     mask = (face_skin_mask(points, (size, size)) > 0.5) & (out.mask[0, ..., 0].numpy() > 0)
@@ -103,7 +109,8 @@ def novel_views(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, u
     views = []
     for yaw in VIEW_YAWS:
         camera = dr.frame_points(frame_vertices[used], (size, size), yaw_deg=yaw, fill=0.85)
-        out = dr.render_mesh(vertices, faces, uv, uv_faces, texture, camera, dr.default_sh())
+        out = dr.render_mesh(vertices, faces, uv, uv_faces, srgb_to_linear(texture), camera, dr.default_sh())
+        out = out._replace(rgba=encode_rgba(out.rgba))
         views.append(dr.to_uint8_image(out.rgba[0], BACKGROUND))
     return views
 

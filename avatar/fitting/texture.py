@@ -8,7 +8,8 @@ For every texel of the face region of the atlas (:mod:`avatar.morphable.uv_atlas
    occluded (depth test against a render of the head from the same camera), faces the camera and falls
    on facial skin, lips or brows in the photo (landmark-drawn mask without the eye openings and the
    inner mouth); the confidence fades with the viewing angle;
-3. the photo colour is divided by the fitted SH shading (de-lighting: ``albedo = photo / shade(n)``),
+3. the photo colour is divided by the fitted SH shading in linear light (de-lighting:
+   ``albedo = encode(decode(photo) / shade(n))``, :mod:`avatar.core.colour`; the texture is sRGB),
    with the shading normalised to a median of 1 over the seen skin, so the texture keeps the photo's
    overall brightness and the lighting only its variation (the fitted light is rescaled to match);
 4. texels seen poorly take their mirror texel's colour (the face tile is symmetric, ``u ↦ 1 - u``);
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 import renderers as dr
+from avatar.core.colour import linear_to_srgb, srgb_to_linear
 from avatar.fitting.detect import FaceObservation, crop_image
 from avatar.fitting.masks import face_skin_mask, feature_mask, region_mask, skin_colour_mask
 from avatar.fitting.optimize import FitResult, face_crop, landmark_targets
@@ -37,6 +39,8 @@ from avatar.morphable.uv_atlas import BACK_HEAD_REGION, FACE_REGION, region_pixe
 DEPTH_TOLERANCE = 0.4
 #: Confidence below which the mirror texel is consulted.
 MIRROR_BELOW = 0.999
+#: Least linear shading divided out (deep shadow: dividing by less amplifies noise); 0.25 in sRGB terms.
+SHADE_FLOOR = 0.05
 
 
 @dataclass(frozen=True)
@@ -227,12 +231,12 @@ def unwrap_texture(head: HeadModel, fit: FitResult, image: np.ndarray, observati
 
         photo = torch.from_numpy(image.astype(np.float32) / 255.0)
         colour = _sample(photo, pixels)
-        shade = dr.sh_shade(n[None], state.sh)[0].clamp_min(0.25)
+        shade = dr.sh_shade(n[None], state.sh)[0].clamp_min(SHADE_FLOOR)
         # brightness convention: the seen skin keeps the photo's mean brightness (the light is scaled instead)
         seen = weight > 0.5
-        light_scale = float(shade[seen].median().clamp(0.5, 2.0)) if int(seen.sum()) > 100 else 1.0
+        light_scale = float(shade[seen].median().clamp(0.2, 4.0)) if int(seen.sum()) > 100 else 1.0
         shade = shade / light_scale
-        albedo = (colour / shade).clamp(0, 1)
+        albedo = linear_to_srgb(srgb_to_linear(colour) / shade)
 
         texels = size * size
         flat_albedo = torch.zeros(texels, 3)
@@ -268,18 +272,19 @@ def unwrap_texture(head: HeadModel, fit: FitResult, image: np.ndarray, observati
         texture[r0:r1, c0:c1] = (prior[r0:r1, c0:c1] + residual).clamp(0, 1)
 
         # the iris colour from the photo (de-lit by the frontal shade) painted onto the sclera
-        frontal = (dr.sh_shade(torch.tensor([[[0.0, 0.0, 1.0]]]), state.sh)[0, 0] / light_scale).clamp_min(0.25)
-        texture = paint_irises(texture[None], head.pupil_uv, (iris_colour(image, observation) / frontal).clamp(0, 1))[0]
+        frontal = (dr.sh_shade(torch.tensor([[[0.0, 0.0, 1.0]]]), state.sh)[0, 0] / light_scale).clamp_min(SHADE_FLOOR)
+        iris = linear_to_srgb(srgb_to_linear(iris_colour(image, observation)) / frontal)
+        texture = paint_irises(texture[None], head.pupil_uv, iris)[0]
         region_texels = int(covered[r0:r1, c0:c1].sum())
         coverage = float((total.clamp(max=1.0) * covered[r0:r1, c0:c1]).sum()) / max(region_texels, 1)
     return UnwrapOutput(texture.contiguous(), tex_weight, coverage, skin, light_scale)
 
 
 def _prior(head: HeadModel, fit: FitResult, skin: torch.Tensor, size: int) -> torch.Tensor:
-    """The albedo prior at ``size``: the texture decoder (shifted to the photo's skin tone) or flat skin."""
+    """The albedo prior at ``size``, sRGB: the texture decoder (shifted to the photo's skin tone) or flat skin."""
     if head.texture_decoder is None:
         return head.albedo(skin[None], size)[0]
-    decoded = head.albedo(fit.state.z_tex, size)[0]
+    decoded = linear_to_srgb(head.albedo(fit.state.z_tex, size)[0])  # the decoder's albedo is linear
     r0, r1, c0, c1 = region_pixel_box(FACE_REGION, size)
     shift = skin - decoded[r0:r1, c0:c1].reshape(-1, 3).median(0).values
     out = decoded.clone()

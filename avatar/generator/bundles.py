@@ -20,6 +20,7 @@ import torch
 
 from avatar import __version__
 from avatar.core.bundle import AvatarBundle
+from avatar.core.colour import linear_to_srgb, srgb_to_linear
 from avatar.core.errors import AvatarInputError
 from avatar.core.preview import preview_views
 from avatar.core.threads import single_thread
@@ -161,7 +162,8 @@ def generate_bundles(text: str, n: int = 1, seed: int = 0, guidance: float | Non
     meter = AttributeMeter.from_head(head)
     with torch.no_grad():
         values = meter(out.z_geo, out.z_tex).numpy()
-        textures = [head.albedo(out.z_tex[i:i + 1], TEXTURE_SIZE)[0] for i in range(n)]
+        # the decoder's albedo is linear; bundle textures are sRGB (avatar.core.colour)
+        textures = [linear_to_srgb(head.albedo(out.z_tex[i:i + 1], TEXTURE_SIZE)[0]) for i in range(n)]
     warnings = list(out.warnings) + head_mismatch(pipeline, head, meter)
     sample_cfg = pipeline.settings.sample
     used_guidance = float(sample_cfg.get("guidance", 3.0) if guidance is None else guidance)
@@ -228,7 +230,7 @@ def edit_bundle(bundle, text: str, strength: float | None = None, seed: int = 0,
         if "z_tex" not in out.frozen_blocks:
             size = bundle.texture.shape[0]
             ratio = head.albedo(out.z_tex, size)[0] / head.albedo(z_tex, size)[0].clamp_min(1e-3)
-            texture = (bundle.texture * ratio).clamp(0, 1)
+            texture = linear_to_srgb(srgb_to_linear(bundle.texture) * ratio)  # the ratio is of linear albedos
         before = meter(z_geo, z_tex)[0].numpy()
         after = meter(out.z_geo, out.z_tex)[0].numpy()
     bins = pipeline.settings.bins

@@ -39,6 +39,7 @@ from avatar.core.errors import AvatarInputError
 from avatar.morphable import gaze
 from avatar.morphable.landmarks import LandmarkLayer, LandmarkMap, load_landmark_map
 from avatar.morphable.template import load_template
+from avatar.morphable.texture import melanin_correction
 from avatar.morphable.uv_atlas import ATLAS_REGIONS, AtlasLayout, atlas_layout, region_pixel_box
 
 #: Parts rendered opaque (the eye overlay shells and lashes are alpha-blended in ICT; we leave them out).
@@ -186,7 +187,7 @@ class HeadModel:
         Args:
             z_geo: identity code, shape :math:`(K',)`.
             z_tex: texture code, shape :math:`(T,)`.
-            texture: albedo atlas, row 0 at the top, shape :math:`(S, S, 3)` in [0, 1].
+            texture: sRGB albedo atlas (:mod:`avatar.core.colour`), row 0 at the top, shape :math:`(S, S, 3)` in [0, 1].
             meta: extra ``avatar.json`` fields (``created_by``, ...); the head model is added.
             **fields: the optional fields of :meth:`AvatarBundle.create` (``expression``, ``head_rotation``,
                 ``sh_light``, ``preview``, ``report``, ...).
@@ -566,7 +567,8 @@ def head_from_face_model(face_model=None) -> HeadModel:
     tex_dim = int(face_model.tex_dim)
 
     def texture_decoder(z_tex: torch.Tensor, size: int = 256, face_only: bool = False) -> torch.Tensor:
-        return decoder_to_atlas(face_model.texture_decoder(z_tex, None), size, pupils, face_only)
+        albedo = face_model.texture_decoder(z_tex, None) * melanin_correction(z_tex)
+        return decoder_to_atlas(albedo.clamp(0, 1), size, pupils, face_only)
 
     record = face_model.record if isinstance(face_model.record, dict) else {}
     info = {"model": "avatar.morphable FaceModel", "identity_codes": geo_dim, "texture_codes": tex_dim,

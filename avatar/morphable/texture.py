@@ -17,7 +17,7 @@ beard/stubble area, under-eye, nose. Parameters (the texture code, each entry ~ 
 ====  ===================  ==========================================================
  z    name                 effect
 ====  ===================  ==========================================================
- 0    melanin              skin tone, c_mel = 0.02 + 0.7·sigmoid(1.4 z − 0.6)
+ 0    melanin              skin tone, c_mel = :func:`melanin` (z): uniform over six skin categories
  1    haemoglobin          overall redness, c_hem = 0.14·exp(0.3 z)
  2    undertone            yellow/olive undertone, c_car = 0.25·sigmoid(1.5 z)
  3    lip_red              extra haemoglobin on the lips, 0.15 + 0.35·sigmoid(z)
@@ -31,8 +31,18 @@ beard/stubble area, under-eye, nose. Parameters (the texture code, each entry ~ 
 11    nose_red             haemoglobin on the nose tip, 0.2·sigmoid(1.5 z − 0.5)
 ====  ===================  ==========================================================
 
+**Skin tone distribution.** The melanin code maps to ``c_mel`` through the normal CDF and a piecewise-linear
+table (:data:`MELANIN_KNOTS`) chosen so that a code drawn from N(0, 1) — every default draw of the generator —
+falls with equal probability (1/6) into each of the six skin categories of the Individual Typology Angle,
+ITA° = arctan((L* − 50) / b*) (Chardon, Cretois & Hourseau 1991; Del Bino & Bernerd 2013): very light > 55°,
+light 41–55°, intermediate 28–41°, tan 10–28°, brown −30–10°, dark < −30° (down to about −50°, the darkest skin
+Del Bino et al. measured), evaluated on the sRGB-encoded cheek albedo at mean haemoglobin and undertone.
+
 The decoder (:class:`TextureDecoder`) is trained (scripts/train_morphable.py) to reproduce the
-parametric model, so it is differentiable, fast, and can later be refined from photos.
+parametric model, so it is differentiable, fast, and can later be refined from photos. The shipped decoder was
+trained with the earlier melanin mapping (:func:`decoder_melanin`, 0.02–0.72: no dark skin);
+:func:`melanin_correction` moves its output to the table above exactly (melanin acts multiplicatively in
+Beer–Lambert), up to the mottling's ≤ 8 % modulation.
 """
 
 from __future__ import annotations
@@ -136,6 +146,33 @@ def region_masks(landmarks_uv: np.ndarray, height: int = 256) -> np.ndarray:
     return np.stack([lips, brow_thin, brow_thick, cheeks, beard, under_eye, nose, mottle], 0).astype(np.float32)
 
 
+#: ``c_mel`` at the normal-CDF quantiles 0, 1/6, …, 1 of the melanin code: the ITA° category boundaries
+#: 70 (lightest), 55, 41, 28, 10, −30 and −50 (darkest) of the model's cheek (see the module docstring).
+MELANIN_KNOTS = (0.03, 0.135, 0.215, 0.29, 0.40, 0.79, 1.27)
+
+
+def melanin(z: torch.Tensor) -> torch.Tensor:
+    """Melanin concentration ``c_mel`` of melanin codes ``z`` (any shape): uniform over the six ITA categories
+    for ``z ~ N(0, 1)``, piecewise linear in the normal CDF between :data:`MELANIN_KNOTS`."""
+    u = 0.5 * (1 + torch.erf(z / math.sqrt(2.0))) * (len(MELANIN_KNOTS) - 1)
+    knots = torch.tensor(MELANIN_KNOTS, dtype=z.dtype)
+    i = u.floor().clamp(0, len(MELANIN_KNOTS) - 2)
+    lo = knots[i.long()]
+    hi = knots[i.long() + 1]
+    return lo + (u - i) * (hi - lo)
+
+
+def decoder_melanin(z: torch.Tensor) -> torch.Tensor:
+    """The melanin mapping the shipped texture decoder was trained with, ``0.02 + 0.7·sigmoid(1.4 z − 0.6)``."""
+    return 0.02 + 0.7 * torch.sigmoid(1.4 * z - 0.6)
+
+
+def melanin_correction(z_tex: torch.Tensor) -> torch.Tensor:
+    """Factor that moves the shipped decoder's albedo to :func:`melanin`'s skin tones, shape :math:`(B, 3, 1, 1)`."""
+    delta = melanin(z_tex[:, 0]) - decoder_melanin(z_tex[:, 0])
+    return torch.exp(-delta[:, None, None, None] * torch.tensor(SIGMA_MEL, dtype=z_tex.dtype).view(1, 3, 1, 1))
+
+
 def skin_parameters(z_tex: torch.Tensor) -> dict[str, torch.Tensor]:
     """Texture code → physical parameters of the parametric skin model (see the module table).
 
@@ -148,7 +185,7 @@ def skin_parameters(z_tex: torch.Tensor) -> dict[str, torch.Tensor]:
     z = z_tex
     sig = torch.sigmoid
     return {
-        "melanin": 0.02 + 0.7 * sig(1.4 * z[:, 0] - 0.6),
+        "melanin": melanin(z[:, 0]),
         "haemoglobin": 0.14 * torch.exp(0.3 * z[:, 1].clamp(-4, 4)),
         "undertone": 0.25 * sig(1.5 * z[:, 2]),
         "lip_red": 0.15 + 0.35 * sig(z[:, 3]),

@@ -44,6 +44,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from avatar.core.code_layout import BLINK_LEFT, BLINK_RIGHT, CODE_DIM, EXPRESSION_SLICE, POSE_SLICE
@@ -153,6 +154,12 @@ class SamplingConfig:
             long stream its head position random-walks away from any rest pose; the slow part of that
             walk — an exponential average of the pose's offset from the training mean — is subtracted.
             The model itself keeps conditioning on its own uncorrected codes.
+        max_blink_interval_s: the longest a listener goes without blinking (0 = no limit): when the sampled eyelids
+            have not closed for an interval drawn uniformly from 60–100 % of this, a spontaneous blink
+            (:data:`BLINK_PROFILE`) is added to the emitted codes. People's inter-blink intervals rarely exceed a
+            few seconds (rest 17/min, 95 % range 8–21 looking ahead: Bentivoglio et al. 1997; Doughty 2001),
+            while a sampled seed can go 20 s without one. Causal; like the recentring, only the emitted codes
+            change.
     """
 
     chunk: int = 3
@@ -164,6 +171,14 @@ class SamplingConfig:
     pose_temperature: float = 1.0
     blink_temperature: float | None = None
     pose_recentre_s: float = 0.0
+    max_blink_interval_s: float = 0.0
+
+
+#: Eyelid weight of an added spontaneous blink, one value per 30 fps frame (≈ 230 ms: a fast close and a slower
+#: opening, as measured for spontaneous blinks — VanderWerf et al. 2003).
+BLINK_PROFILE = (0.45, 0.9, 1.0, 0.85, 0.55, 0.3, 0.12)
+#: Eyelid weight that counts as a blink (as :func:`drivers.listener.events.count_blinks`).
+BLINK_CLOSED = 0.5
 
 
 def algorithmic_latency_ms(chunk: int, fps: float = MOTION_FPS) -> float:
@@ -193,7 +208,7 @@ class ListenerGenerator:
                                    f"got {sampling.chunk} and {sampling.horizon}")
         if sampling.eta < 0 or sampling.temperature <= 0 or sampling.pose_temperature <= 0 \
                 or (sampling.blink_temperature is not None and sampling.blink_temperature <= 0) \
-                or sampling.pose_recentre_s < 0:
+                or sampling.pose_recentre_s < 0 or sampling.max_blink_interval_s < 0:
             raise AvatarInputError(f"eta and pose_recentre_s must be >= 0 and temperatures > 0, got {sampling.eta}, "
                                    f"{sampling.pose_recentre_s}, {sampling.temperature} and {sampling.pose_temperature}")
         self.model, self.scheduler, self.sampling = model, scheduler, sampling
@@ -210,6 +225,11 @@ class ListenerGenerator:
         # slow head-pose drift (raw units), removed from the emitted codes
         self._recentre_rate = 1.0 / (sampling.pose_recentre_s * MOTION_FPS) if sampling.pose_recentre_s > 0 else 0.0
         self._pose_drift = torch.zeros(POSE_SLICE.stop - POSE_SLICE.start)
+        # the blink floor: its own random stream, so the model's noise draws stay those of the seed
+        self._blink_random = np.random.default_rng(int(seed) + 7919)
+        self._since_blink = 0  # frames since the eyelids were last closed
+        self._blink_at = self._next_blink_interval()
+        self._blink_frame = -1  # frame of BLINK_PROFILE being added, -1 when none
         guided = self.style is not None and sampling.style_scale != 1.0
         with torch.inference_mode():
             self._folded = {t: model.fold(model.modulations(torch.tensor([t]), self.style)) for t in self.timesteps}
@@ -306,7 +326,31 @@ class ListenerGenerator:
         self._codes = torch.cat([self._codes[count:], new])
         self._code_valid = torch.cat([self._code_valid[count:], torch.ones(count, dtype=torch.bool)])
         self.frames += count
-        return _finish_codes(self._recentre(model.denormalize_codes(new)))
+        return _finish_codes(self._blink_floor(self._recentre(model.denormalize_codes(new))))
+
+    def _next_blink_interval(self) -> int:
+        limit = self.sampling.max_blink_interval_s * MOTION_FPS
+        return int(round(self._blink_random.uniform(0.6, 1.0) * limit)) if limit > 0 else 0
+
+    def _blink_floor(self, codes: torch.Tensor) -> torch.Tensor:
+        """Add a blink where the eyelids have stayed open too long (see ``max_blink_interval_s``)."""
+        if not self._blink_at:
+            return codes
+        codes = codes.clone()
+        for i in range(codes.shape[0]):
+            if self._blink_frame < 0 and self._since_blink >= self._blink_at:
+                self._blink_frame = 0
+            if self._blink_frame >= 0:
+                lid = BLINK_PROFILE[self._blink_frame]
+                codes[i, [BLINK_LEFT, BLINK_RIGHT]] = codes[i, [BLINK_LEFT, BLINK_RIGHT]].clamp_min(lid)
+                self._blink_frame = self._blink_frame + 1 if self._blink_frame + 1 < len(BLINK_PROFILE) else -1
+            if float(codes[i, BLINK_LEFT]) > BLINK_CLOSED:
+                if self._since_blink > 0:  # a new closure: the next interval starts from it
+                    self._blink_at = self._next_blink_interval()
+                self._since_blink = 0
+            else:
+                self._since_blink += 1
+        return codes
 
     def _recentre(self, codes: torch.Tensor) -> torch.Tensor:
         """Subtract the slow drift of the head pose (frame by frame, causal; see ``pose_recentre_s``)."""

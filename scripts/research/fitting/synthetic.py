@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 import renderers as dr
+from avatar.core.colour import encode_rgba
 from avatar.fitting.camera import fit_camera
 from avatar.morphable.codes import sample_expression_codes
 from avatar.morphable.head import OPAQUE_PARTS, HeadModel, decoder_to_atlas
@@ -131,7 +132,7 @@ def render_synthetic(truth_head: HeadModel, rng: np.random.Generator, image_size
         camera = fit_camera(focal, translation, (width / 2, height / 2), (height, width))
         out = dr.render_mesh(vertices, truth_head.faces[keep], torch.from_numpy(truth_head.atlas.uv),
                              torch.from_numpy(truth_head.atlas.uv_faces)[keep], texture, camera, sh)
-    rgba = out.rgba[0].numpy()
+    rgba = encode_rgba(out.rgba[0]).numpy()  # linear albedo and light → an sRGB photo (avatar.core.colour)
     image = _background(rng, (height, width)) * (1 - rgba[..., 3:]) + rgba[..., :3]
     image = np.clip(image + rng.normal(0, 0.01, image.shape), 0, 1)  # sensor noise
     return SyntheticPhoto((image * 255 + 0.5).astype(np.uint8), z_geo, expression, rotation, translation, focal, sh, z_tex)
