@@ -13,7 +13,9 @@ mean face (z_geo = 0) under the same alignment.
 
 (b) **Real photos** (``../shared/media/photos``): photometric PSNR of the textured, lit fit inside the
 face-skin mask and the mean reprojection error of the 478 fitted landmarks against MediaPipe's,
-divided by the inter-ocular distance (iris centres). ``--previews DIR`` writes ``fit_<photo>.png`` for
+divided by the inter-ocular distance (iris centres); the skin colour difference (CIEDE2000, photo vs the avatar
+under a neutral light) and the head-silhouette IoU against the person mask above the chin (``report.json``'s
+``skin_delta_e2000`` and ``head_silhouette_iou``). ``--previews DIR`` writes ``fit_<photo>.png`` for
 the photos named by ``--preview-photos``.
 """
 
@@ -108,10 +110,11 @@ def eval_real(head, quality: str, preview_dir: Path | None, preview_photos, verb
     rows = []
     for path in sorted((root / "media" / "photos").glob("*.jpg")):
         tic = time.perf_counter()
-        output = fit_photo(path, quality=quality, head=head, with_preview=preview_dir is not None, config=config)
+        output = fit_photo(path, quality=quality, head=head, with_preview=True, config=config)  # the overlay: IoU
         report = output.report
         rows.append({"photo": path.name, "psnr_face_db": report["photometric_psnr_face"],
                      "landmark_error_iod": report["landmark_error_iod"], "faces": report["num_faces_detected"],
+                     "skin_delta_e2000": report["skin_delta_e2000"], "head_silhouette_iou": report["head_silhouette_iou"],
                      "seconds": round(time.perf_counter() - tic, 2)})
         if verbose:
             print(f"  {path.name}: PSNR {report['photometric_psnr_face']:.2f} dB, landmarks "
@@ -123,6 +126,8 @@ def eval_real(head, quality: str, preview_dir: Path | None, preview_photos, verb
         "photos": rows,
         "mean_psnr_face_db": float(np.mean([r["psnr_face_db"] for r in rows])),
         "mean_landmark_error_iod": float(np.mean([r["landmark_error_iod"] for r in rows])),
+        "mean_skin_delta_e2000": float(np.mean([r["skin_delta_e2000"] for r in rows])),
+        "mean_head_silhouette_iou": float(np.nanmean([r["head_silhouette_iou"] or np.nan for r in rows])),
     }
 
 

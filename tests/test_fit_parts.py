@@ -267,3 +267,19 @@ def test_feature_tolerance_penalises_only_feature_drift_beyond_it():
     assert float(_tolerance_penalty(off_contour[None], targets, 0.05, 0.02)) == 0.0
     assert float(_tolerance_penalty(off_feature[None], targets, 0.05, None)) == 0.0
     assert float(_tolerance_penalty(off_feature[None], targets, 0.05, 0.02)) == pytest.approx(0.01**2, rel=1e-3)
+
+
+def test_head_silhouette_iou_compares_above_the_chin_around_the_face():
+    from avatar.fitting.preview import head_silhouette_iou
+
+    alpha = np.zeros((100, 100), np.uint8)
+    person = np.zeros((100, 100), np.float32)
+    alpha[30:80, 40:60] = 255  # the rendered head and neck
+    person[20:100, 35:65] = 1.0  # the person with hair above and shoulders below
+    box, chin = (40.0, 40.0, 60.0, 70.0), 70.0
+    # above the chin: head 40 rows x 20 = 800 px inside a person region of 50 x 30 = 1500 px
+    assert head_silhouette_iou(alpha, person, box, chin) == pytest.approx(800 / 1500)
+    assert head_silhouette_iou(alpha, alpha / 255.0, box, chin) == pytest.approx(1.0)
+    far = np.zeros_like(person)
+    far[:, 90:] = 1.0  # someone else beside the region does not count
+    assert head_silhouette_iou(alpha, np.maximum(alpha / 255.0, far), box, chin) == pytest.approx(1.0)

@@ -114,6 +114,31 @@ def _models():
     return full, short, mesh
 
 
+@lru_cache(maxsize=1)
+def _segmenter():
+    """MediaPipe's selfie segmentation (general model), created once per process (use _LOCK)."""
+    with warnings.catch_warnings(), _quiet_native_stderr():
+        warnings.simplefilter("ignore")
+        from avatar.core.mediapipe_import import import_mediapipe
+
+        return import_mediapipe().solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+
+
+def person_mask(image: np.ndarray) -> np.ndarray:
+    """Probability that each pixel shows a person (hair and clothes included), MediaPipe's selfie segmentation.
+
+    Args:
+        image: RGB image, shape :math:`(H, W, 3)` uint8.
+
+    Returns:
+        shape :math:`(H, W)` float32 in [0, 1].
+    """
+    with _LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = _segmenter().process(np.ascontiguousarray(image))
+    return np.asarray(result.segmentation_mask, np.float32)
+
+
 def _iou(a, b) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))

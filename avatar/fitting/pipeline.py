@@ -17,16 +17,19 @@ import torch
 from avatar import __version__
 from avatar.core.bundle import AvatarBundle
 from avatar.core.errors import AvatarInputError
-from avatar.fitting.detect import FaceObservation, observe_face
+from avatar.fitting.detect import FaceObservation, observe_face, person_mask
 from avatar.fitting.image_io import Photo, load_photo
 from avatar.fitting.optimize import (FitConfig, FitResult, FlatLandmarks, config_for_quality, fit_observation,
                                      project_landmarks)
-from avatar.fitting.preview import overlay_image, photometric_psnr, preview_image, skin_colour_difference
+from avatar.fitting.preview import (head_silhouette_iou, overlay_image, photometric_psnr, preview_image,
+                                    skin_colour_difference)
 from avatar.fitting.texture import UnwrapOutput, unwrap_texture
 from avatar.morphable.head import HeadModel, load_head, with_skin_model_albedo
 from avatar.morphable.landmarks import IRIS_LEFT, IRIS_RIGHT, MEDIAPIPE_68
 
 Progress = Callable[[str, float], None]
+#: MediaPipe's chin landmark (the bottom of the face oval).
+CHIN = 152
 #: Stages reported to the progress callback, in order.
 STAGES = ("load", "detect", "model", "landmarks", "photometric", "texture", "preview")
 
@@ -80,6 +83,22 @@ def fitted_landmarks_68(head: HeadModel, fit: FitResult) -> np.ndarray:
     return points[0, list(MEDIAPIPE_68)].numpy()
 
 
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), digits)
+
+
+def silhouette_iou(overlay: np.ndarray, photo: Photo, observation: FaceObservation) -> float:
+    """:func:`~avatar.fitting.preview.head_silhouette_iou` of a fit's overlay, in the working image."""
+    from PIL import Image
+
+    height, width = photo.image.shape[:2]
+    alpha = overlay[..., 3]
+    if alpha.shape != (height, width):
+        alpha = np.asarray(Image.fromarray(alpha).resize((width, height), Image.BILINEAR))
+    chin = float(observation.landmarks[CHIN, 1])
+    return head_silhouette_iou(alpha, person_mask(photo.image), tuple(observation.face.box), chin)
+
+
 def inter_ocular(landmarks: np.ndarray) -> float:
     """Distance between MediaPipe's two iris centres (pixels)."""
     return float(np.linalg.norm(landmarks[IRIS_LEFT[0], :2] - landmarks[IRIS_RIGHT[0], :2]))
@@ -108,6 +127,8 @@ def make_report(output: FitOutput, seconds_total: float) -> dict:
         "photometric_psnr_face": round(output.report.get("photometric_psnr_face", float("nan")), 3),
         # CIEDE2000 between the photo's mean face skin and the avatar's under a neutral light (sRGB): < 2.3 unnoticeable
         "skin_delta_e2000": round(output.report.get("skin_delta_e2000", float("nan")), 2),
+        # the head's silhouette vs the person mask above the chin (hair is not modelled yet: it counts against)
+        "head_silhouette_iou": _rounded(output.report.get("head_silhouette_iou"), 4),
         "texture_coverage": round(output.unwrap.coverage, 4),
         "camera": {
             "focal_px": round(float(fit.focal[0]) * photo.scale, 3),
@@ -192,6 +213,7 @@ def fit_photo(source, quality: str = "default", face_index: int | None = None, p
         report("preview", 0.0)
         output.preview = preview_image(head, fit, unwrap.texture, photo.image, observation)
         output.overlay = overlay_image(head, fit, unwrap.texture, photo.image.shape[:2], photo.original_size)
+        output.report["head_silhouette_iou"] = silhouette_iou(output.overlay, photo, observation)
         timings["preview"] = time.perf_counter() - tic
         report("preview", 1.0)
     output.report = make_report(output, time.perf_counter() - start)

@@ -102,6 +102,30 @@ def overlay_image(head: HeadModel, fit: FitResult, texture: torch.Tensor, workin
     return rgba
 
 
+def head_silhouette_iou(overlay_alpha: np.ndarray, person: np.ndarray, box: tuple[float, float, float, float],
+                        chin_y: float) -> float:
+    """IoU of the rendered head's silhouette and the photo's person mask above the chin, around the face.
+
+    Args:
+        overlay_alpha: the head's coverage in the photo's camera (``overlay.png``'s alpha), shape :math:`(H, W)`, 0–255.
+        person: :func:`avatar.fitting.detect.person_mask` of the photo, shape :math:`(H, W)` in [0, 1].
+        box: the face box ``(x0, y0, x1, y1)``, pixels; the compared region is the box widened by its width on
+            each side by 0.6 of its width and raised by 1.5 times its height (the head and its hair, seldom a neighbour).
+        chin_y: image row of the chin (pixels); rows below it (neck, shoulders) are not compared.
+
+    Returns:
+        IoU in [0, 1] (hair the head does not model counts against it), NaN when neither mask has pixels there.
+    """
+    x0, y0, x1, y1 = box
+    width, height = x1 - x0, y1 - y0
+    ys, xs = np.arange(overlay_alpha.shape[0])[:, None], np.arange(overlay_alpha.shape[1])[None]
+    region = (ys < chin_y) & (ys >= y0 - 1.5 * height) & (xs >= x0 - 0.6 * width) & (xs < x1 + 0.6 * width)
+    head = (overlay_alpha >= 128) & region
+    body = (person >= 0.5) & region
+    union = int((head | body).sum())
+    return float((head & body).sum()) / union if union else float("nan")
+
+
 def novel_views(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, uv_faces: torch.Tensor,
                 texture: torch.Tensor, frame_vertices: torch.Tensor, size: int) -> list[np.ndarray]:
     """Renders at :data:`VIEW_YAWS` under the default light, white background, uint8 (H, W, 3) each."""
