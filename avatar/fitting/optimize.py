@@ -549,23 +549,45 @@ def face_crop(targets: LandmarkTargets, size: int, margin: float = 1.35) -> Crop
 
 def fit_lighting(head: HeadModel, mesh: FaceRender, state: FitState, image: np.ndarray, observation: FaceObservation,
                  crop: Crop, focal0: float, principal, image_size) -> tuple[FitState, dict]:
-    """Stage 3: closed-form SH lighting and skin albedo from one render."""
+    """Stage 3: closed-form SH lighting and skin albedo from one render.
+
+    With a texture decoder, the skin tone (the melanin code, ``z_tex[0]``) is chosen first among
+    :data:`MELANIN_START` by the least-squares residual of the light solved for each: started from the middle of
+    the range, a dark face's photometric stage explained its darkness with shading and bent the geometry.
+    """
     state = state.detached()
     camera = fit_camera(focal0 * torch.exp(state.log_focal), state.translation, principal, image_size, crop)
     photo = photo_crop(image, crop)
     skin_photo = torch.from_numpy(photo_skin_mask(photo[0].numpy(), observation, crop))
-    albedo_tex = head.albedo(state.z_tex, 256, face_only=True) if head.texture_decoder is not None else None
+    decoder = head.texture_decoder is not None
+    albedo_tex = head.albedo(state.z_tex, 256, face_only=True) if decoder else None
     with torch.no_grad():
         _, skin, normals, albedo = _render_face(head, mesh, state, camera, albedo_tex)
     mask = (skin[0, ..., 0] > 0.5) & (skin_photo > 0.5)
     if int(mask.sum()) < 50:
         return state, {"lighting_pixels": int(mask.sum())}
-    sh, rgb = solve_lighting(srgb_to_linear(photo[0][mask]), normals[0][mask],
-                             albedo[0][mask] if albedo_tex is not None else None)  # in linear light
+    observed = srgb_to_linear(photo[0][mask])  # lighting is solved in linear light
+    if decoder:
+        best = None
+        for value in MELANIN_START:
+            z_tex = state.z_tex.clone()
+            z_tex[0, 0] = value
+            with torch.no_grad():
+                _, _, _, candidate = _render_face(head, mesh, state, camera, head.albedo(z_tex, 256, face_only=True))
+            sh, _ = solve_lighting(observed, normals[0][mask], candidate[0][mask], iterations=1)
+            residual = float((candidate[0][mask] * (sh_design(normals[0][mask]) @ sh)[:, None] - observed).square().mean())
+            if best is None or residual < best[0]:
+                best = (residual, z_tex, candidate)
+        _, state.z_tex, albedo = best
+    sh, rgb = solve_lighting(observed, normals[0][mask], albedo[0][mask] if decoder else None)
     state.sh = sh.reshape(1, 9, 1)
     if albedo_tex is None:
         state.z_tex = rgb.clamp(0.02, 1.0)[None]
     return state, {"lighting_pixels": int(mask.sum())}
+
+
+#: Melanin codes (``z_tex[0]``) the lighting stage tries before the photometric fit (the skin model's N(0, 1) range).
+MELANIN_START = tuple(float(v) for v in np.linspace(-2.5, 2.5, 11))
 
 
 def photo_skin_mask(photo: np.ndarray, observation: FaceObservation, crop: Crop) -> np.ndarray:
