@@ -8,13 +8,16 @@ Stages (each warm-starts the next):
    expression weights (projected into [0, 1] after each step) minimising the weighted reprojection error
    of the 478 landmarks (normalised by the face size) plus Gaussian priors on ``z_geo`` and the focal
    and an L1 + L2 prior on the expression; pose and focal move alone for the first steps.
-3. **Lighting** — with the fitted geometry rendered once, the monochrome order-2 SH lighting and the
-   skin albedo (or texture code) are solved in closed form by alternating least squares inside the
-   face-skin mask (``I = albedo · shade(n)``; SH DC term fixed so a uniform light shades to 1, which
-   removes the albedo/light scale ambiguity).
+3. **Lighting** — with the fitted geometry rendered once, the skin tone (melanin code, among
+   :data:`MELANIN_START`), the monochrome order-2 SH lighting and the skin albedo (or texture code) are solved
+   in closed form by least squares inside the face-skin mask, in linear light
+   (``decode(I) = albedo · shade(n)``, :mod:`avatar.core.colour`; SH DC term fixed so a uniform light shades to 1,
+   which removes the albedo/light scale ambiguity).
 4. **Photometric fit** (``photometric_steps > 0``) — everything above refined jointly through the
-   differentiable rasterizer at ``render_size`` pixels: robust photometric loss inside the face-skin
-   mask (rendered M_Face ∩ landmark-drawn skin), the landmark term and the priors.
+   differentiable rasterizer at ``render_size`` pixels: robust photometric loss between the sRGB render
+   ``encode(albedo · shade)`` and the photo inside the face-skin mask (rendered M_Face ∩ landmark-drawn skin),
+   the landmark term, a tolerance that keeps the landmarks (and, tighter, the facial features) near
+   MediaPipe's, and the priors.
 
 Everything is float32 torch on the CPU; one photo at a time (batch 1).
 """
@@ -115,7 +118,6 @@ class FitConfig:
 
     landmark_steps: int = 300
     pose_only_steps: int = 60
-    expression_first_steps: int = 0
     photometric_steps: int = 80
     render_size: int = 144
     texture_size: int = 1024
@@ -394,14 +396,12 @@ def fit_landmarks(head: HeadModel, layer, state: FitState, targets: LandmarkTarg
     terms: dict[str, torch.Tensor] = {}
     for step in range(steps):
         pose_only = step < config.pose_only_steps
-        identity_held = step < config.pose_only_steps + config.expression_first_steps
         optimiser.zero_grad()
         pred = project_landmarks(head, layer, state, focal0, principal, image_size)
         terms = {"landmark": _landmark_loss(pred, targets), **_priors(state, config)}
         sum(terms.values()).backward()
-        if identity_held:
-            state.z_geo.grad = None
         if pose_only:
+            state.z_geo.grad = None
             state.expression.grad = None
         decay = 0.5 * (1 + math.cos(math.pi * step / steps))  # cosine schedule
         for name in optimiser.lr:
