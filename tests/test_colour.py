@@ -8,8 +8,16 @@ import torch
 
 import renderers as dr
 from avatar.core.colour import encode_rgba, linear_to_srgb, srgb_shade, srgb_to_linear
-from avatar.morphable.texture import (MELANIN_KNOTS, SIGMA_BASE, SIGMA_CAR, SIGMA_HEM, SIGMA_MEL, decoder_melanin,
-                                      melanin, melanin_correction)
+from avatar.morphable.texture import (
+    MELANIN_KNOTS,
+    SIGMA_BASE,
+    SIGMA_CAR,
+    SIGMA_HEM,
+    SIGMA_MEL,
+    decoder_melanin,
+    melanin,
+    melanin_correction,
+)
 
 
 def test_srgb_transfer_functions_round_trip_and_match_the_standard():

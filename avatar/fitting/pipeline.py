@@ -19,10 +19,21 @@ from avatar.core.bundle import AvatarBundle
 from avatar.core.errors import AvatarInputError
 from avatar.fitting.detect import FaceObservation, observe_face, person_mask
 from avatar.fitting.image_io import Photo, load_photo
-from avatar.fitting.optimize import (FitConfig, FitResult, FlatLandmarks, config_for_quality, fit_observation,
-                                     project_landmarks)
-from avatar.fitting.preview import (head_silhouette_iou, overlay_image, photometric_psnr, preview_image,
-                                    skin_colour_difference)
+from avatar.fitting.optimize import (
+    FitConfig,
+    FitResult,
+    FlatLandmarks,
+    config_for_quality,
+    fit_observation,
+    project_landmarks,
+)
+from avatar.fitting.preview import (
+    head_silhouette_iou,
+    overlay_image,
+    photometric_psnr,
+    preview_image,
+    skin_colour_difference,
+)
 from avatar.fitting.texture import UnwrapOutput, unwrap_texture
 from avatar.morphable.head import HeadModel, load_head, with_skin_model_albedo
 from avatar.morphable.landmarks import IRIS_LEFT, IRIS_RIGHT, MEDIAPIPE_68
