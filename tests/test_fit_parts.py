@@ -283,3 +283,22 @@ def test_head_silhouette_iou_compares_above_the_chin_around_the_face():
     far = np.zeros_like(person)
     far[:, 90:] = 1.0  # someone else beside the region does not count
     assert head_silhouette_iou(alpha, np.maximum(alpha / 255.0, far), box, chin) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("melanin_code, low, high", [(-2.0, -3.0, -0.3), (2.0, 1.5, 4.0)])
+def test_fit_finds_the_skin_tone_of_light_and_dark_faces(melanin_code, low, high):
+    """The lighting stage picks the melanin code before the photometric fit (dark faces used to start mid-tone).
+
+    The code is not recoverable exactly (the scene's light level trades against it), but light and dark faces land
+    on their own side of the range (measured: −0.5…−0.8 and 3.1–3.2; a mid-tone face 0.5)."""
+    from research.fitting.synthetic import render_synthetic
+
+    from avatar.fitting.pipeline import fit_photo
+    from avatar.morphable.head import load_head
+
+    head = load_head("auto")
+    z_tex = torch.zeros(1, 12)
+    z_tex[0, 0] = melanin_code
+    photo = render_synthetic(head, np.random.default_rng(5), z_tex=z_tex, max_yaw_deg=10.0)
+    fitted = fit_photo(photo.image, quality="fast", head=head, with_preview=False)
+    assert low < float(fitted.fit.state.z_tex[0, 0]) < high

@@ -94,7 +94,7 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
 
 def render_synthetic(truth_head: HeadModel, rng: np.random.Generator, image_size: tuple[int, int] = (512, 512),
                      z_geo: torch.Tensor | None = None, expression_scale: float = 0.6,
-                     max_yaw_deg: float = 30.0) -> SyntheticPhoto:
+                     max_yaw_deg: float = 30.0, z_tex: torch.Tensor | None = None) -> SyntheticPhoto:
     """Render one synthetic photo of a random (or given) identity.
 
     Args:
@@ -104,6 +104,8 @@ def render_synthetic(truth_head: HeadModel, rng: np.random.Generator, image_size
         z_geo: identity code, shape :math:`(1, K)`; default ~ N(0, 1).
         expression_scale: expression weights are scaled by this (photos are mostly moderate).
         max_yaw_deg: head yaw range (pitch and roll get half and a third of it).
+        z_tex: texture code of the skin model, shape :math:`(1, 12)`; default ~ N(0, 1) (drawn either way, so the
+            rest of the scene does not depend on it).
 
     Returns:
         the :class:`SyntheticPhoto`.
@@ -123,7 +125,8 @@ def render_synthetic(truth_head: HeadModel, rng: np.random.Generator, image_size
     depth = float(focal) * 22.0 / face_px  # the face (brow to chin) is ~22 cm of head height framed
     shift = rng.uniform(-0.12, 0.12, 2) * np.array([width, height]) * depth / float(focal)
     translation = torch.tensor([[shift[0], shift[1] - 2.0, depth]], dtype=torch.float32)
-    z_tex = torch.from_numpy(rng.standard_normal((1, 12)).astype(np.float32))
+    drawn = torch.from_numpy(rng.standard_normal((1, 12)).astype(np.float32))
+    z_tex = drawn if z_tex is None else torch.as_tensor(z_tex, dtype=torch.float32).reshape(1, 12)
     texture = synthetic_texture(truth_head, z_tex)
     sh = random_lighting(rng)
     keep = torch.from_numpy(truth_head.part_face_mask(OPAQUE_PARTS))
