@@ -291,10 +291,9 @@ def test_fit_finds_the_skin_tone_of_light_and_dark_faces(melanin_code, low, high
 
     The code is not recoverable exactly (the scene's light level trades against it), but light and dark faces land
     on their own side of the range (measured: −0.5…−0.8 and 3.1–3.2; a mid-tone face 0.5)."""
-    from research.fitting.synthetic import render_synthetic
-
     from avatar.fitting.pipeline import fit_photo
     from avatar.morphable.head import load_head
+    from research.fitting.synthetic import render_synthetic
 
     head = load_head("auto")
     z_tex = torch.zeros(1, 12)
