@@ -41,11 +41,15 @@ class FitCommandResult:
         """A few lines for the terminal."""
         r = self.report
         faces = r["num_faces_detected"]
+        iou = "n/a" if r.get("head_silhouette_iou") is None else f"{r['head_silhouette_iou']:.2f}"
         return "\n".join([
-            f"wrote {self.out_dir}/  (avatar.json, avatar.safetensors, texture.png, mesh.glb, mesh.obj, preview.png, report.json)",
+            f"wrote {self.out_dir}/  (avatar.json, avatar.safetensors, texture.png, mesh.glb, mesh.obj, preview.png, "
+            "overlay.png, report.json)",
             f"faces found: {faces}" + (f" (fitted #{r['face_index']}, the largest is #0)" if faces > 1 else ""),
             f"landmark error: {r['landmark_error_px']:.2f} px ({100 * (r['landmark_error_iod'] or 0):.2f} % of the "
             f"inter-ocular distance); photometric PSNR in the face: {r['photometric_psnr_face']:.1f} dB",
+            f"skin ΔE2000 vs the photo under a neutral light: {r['skin_delta_e2000']}; head-silhouette IoU above the "
+            f"chin: {iou} (no hair layer yet)",
             f"head model: {r['head_model']['source']}; quality: {r['quality']}; {self.seconds:.1f} s",
         ])
 
