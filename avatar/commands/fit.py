@@ -49,7 +49,8 @@ class FitCommandResult:
             f"landmark error: {r['landmark_error_px']:.2f} px ({100 * (r['landmark_error_iod'] or 0):.2f} % of the "
             f"inter-ocular distance); photometric PSNR in the face: {r['photometric_psnr_face']:.1f} dB",
             f"skin ΔE2000 vs the photo under a neutral light: {r['skin_delta_e2000']}; head-silhouette IoU above the "
-            f"chin: {iou} (no hair layer yet)",
+            f"chin: {iou}; hair: " + ("none found (bald, or hair the colour of skin)" if not r.get("hair")
+                                      else f"a {r['hair']['triangles']}-triangle layer (hair.png, GLB node 'hair')"),
             f"head model: {r['head_model']['source']}; quality: {r['quality']}; {self.seconds:.1f} s",
         ])
 

@@ -170,10 +170,9 @@ class Avatar:
         else:
             sh = torch.as_tensor(light, dtype=torch.float32)
         camera = camera if camera is not None else self._default_camera(size)
-        keep = self.bundle.export_face_mask()
         with torch.no_grad():
-            out = dr.render_mesh(verts, self.bundle.faces[keep], self.bundle.uv, self.bundle.uv_faces[keep],
-                                 srgb_to_linear(self.bundle.texture), camera, sh)
+            verts, faces, uv, uv_faces, texture = self.bundle.render_mesh(verts[None])  # the hair, if any, too
+            out = dr.render_mesh(verts, faces, uv, uv_faces, srgb_to_linear(texture), camera, sh)
         return dr.to_uint8_image(encode_rgba(out.rgba[0]), background)
 
     def _posed(self, verts: torch.Tensor, pose) -> torch.Tensor:

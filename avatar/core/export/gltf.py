@@ -95,6 +95,7 @@ def glb_bytes(
     neck_pivot=(0.0, 0.0, 0.0),
     scale: float = CM_TO_M,
     morph_tolerance: float = 1e-6,
+    hair: TexturedMesh | None = None,
     name: str = "head",
 ) -> bytes:
     """Encode a textured mesh with morph targets as GLB bytes (see the module docstring).
@@ -107,6 +108,8 @@ def glb_bytes(
         scale: input units → metres (0.01 for centimetres).
         morph_tolerance: offsets with every component at most this (in metres) are stored as 0.
         name: name of the mesh and its node.
+        hair: a rigid hair mesh with its own texture, written as a second node ``hair`` beside the head's (same
+            pivot), or ``None``.
 
     Returns:
         the ``.glb`` file's bytes.
@@ -165,10 +168,14 @@ def glb_bytes(
     if targets:
         gl_mesh.extras = {"targetNames": morph_names}
     gltf.meshes.append(gl_mesh)
+    if hair is not None:
+        _append_hair(gltf, chunk, hair, scale)
 
     offset = (pivot * scale).tolist()
-    gltf.nodes.append(gl.Node(name="neck", translation=offset, children=[1]))
+    gltf.nodes.append(gl.Node(name="neck", translation=offset, children=[1, 2] if hair is not None else [1]))
     gltf.nodes.append(gl.Node(name=name, mesh=0, translation=[-x for x in offset]))
+    if hair is not None:
+        gltf.nodes.append(gl.Node(name="hair", mesh=1, translation=[-x for x in offset]))
     gltf.scenes.append(gl.Scene(name="avatar", nodes=[0]))
     gltf.scene = 0
 
@@ -176,6 +183,26 @@ def glb_bytes(
     gltf.buffers.append(gl.Buffer(byteLength=len(blob)))
     gltf.set_binary_blob(blob)
     return b"".join(gltf.save_to_bytes())
+
+
+def _append_hair(gltf, chunk, hair: TexturedMesh, scale: float) -> None:
+    """The hair layer as mesh 1 with its own texture and material (no morph targets: it is rigid)."""
+    split = split_uv_seams(hair.faces, hair.uv_faces)
+    positions = (hair.vertices[split.vertex_ids] * scale).astype(np.float32)
+    attributes = gl.Attributes(
+        POSITION=chunk.accessor(positions, gl.VEC3, gl.ARRAY_BUFFER, bounds=True),
+        NORMAL=chunk.accessor(vertex_normals(hair.vertices, hair.faces)[split.vertex_ids], gl.VEC3, gl.ARRAY_BUFFER),
+        TEXCOORD_0=chunk.accessor((hair.uv[split.uv_ids] * np.float32([1.0, -1.0]) + np.float32([0.0, 1.0]))
+                                  .astype(np.float32), gl.VEC2, gl.ARRAY_BUFFER),
+    )
+    indices = chunk.accessor(split.faces.astype(np.uint32).reshape(-1), gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER)
+    image = chunk.view(encode_png(hair.texture))
+    gltf.images.append(gl.Image(bufferView=image, mimeType="image/png", name="hair"))
+    gltf.textures.append(gl.Texture(sampler=0, source=len(gltf.images) - 1))
+    gltf.materials.append(gl.Material(name="hair", pbrMetallicRoughness=gl.PbrMetallicRoughness(
+        baseColorTexture=gl.TextureInfo(index=len(gltf.textures) - 1), metallicFactor=0.0, roughnessFactor=0.85)))
+    gltf.meshes.append(gl.Mesh(name="hair", primitives=[gl.Primitive(attributes=attributes, indices=indices,
+                                                                     material=len(gltf.materials) - 1)]))
 
 
 def write_glb(path: str | os.PathLike, mesh: TexturedMesh, *, force: bool = False, **options) -> Path:

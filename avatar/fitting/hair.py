@@ -1,0 +1,219 @@
+"""A hair layer from the photo: a shell over the scalp, as thick as the hair's silhouette, coloured from the photo.
+
+1. **Hair region** — MediaPipe's selfie segmentation (the person, hair included) minus the face oval and the
+   skin-coloured pixels (ears, neck), above the chin and around the face. A person with little hair above the
+   forehead gets no layer: a bald person stays bald.
+2. **Where hair grows** — the fitted head's scalp (neutral, head frame): the crown and the back of the head above
+   the nose, and the forehead where it falls inside the photo's hair region (a fringe covers the forehead, a high
+   hairline does not). Positions come from the model's 68 landmark vertices (brows, nose tip, jaw ends).
+3. **Thickness** — from the silhouette: for each scalp vertex seen edge-on, march in the photo from its projection
+   along its projected normal until the person mask ends; that distance over the normal's image length is the
+   hair's thickness there (cm). Vertices not seen edge-on take an angle-weighted mean of the measured ones (the
+   back of the head is completed from its sides and top), then the field is smoothed over the shell.
+4. **Colour** — visible shell points inside the hair region take the photo's colour there, the rest the region's
+   median; baked into the head's atlas layout (the shell reuses the head's UVs), sRGB like every texture.
+
+The layer is a separate mesh (:class:`avatar.core.bundle.HairLayer`): rigid with the head (no morph targets), its
+own node ``hair`` in the GLB so engines can swap it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import renderers as dr
+from avatar.core.bundle import HairLayer
+from avatar.fitting.detect import FaceObservation
+from avatar.fitting.masks import region_mask, skin_colour_mask
+from avatar.fitting.optimize import FitResult
+from avatar.morphable.head import HeadModel
+from avatar.morphable.landmarks import FACE_OVAL
+from renderers.mesh import vertex_normals
+
+#: Least share of the band above the forehead that must be hair for a layer to be made.
+MIN_HAIR_SHARE = 0.2
+#: Thickness where nothing was measured (cm), and its clamp.
+DEFAULT_THICKNESS_CM, MIN_THICKNESS_CM, MAX_THICKNESS_CM = 0.8, 0.3, 8.0
+#: MediaPipe's chin landmark.
+CHIN = 152
+
+
+def hair_region(image: np.ndarray, observation: FaceObservation, person: np.ndarray) -> np.ndarray:
+    """Where the photo shows hair (working image), shape :math:`(H, W)` bool (step 1 of the module docstring)."""
+    height, width = image.shape[:2]
+    landmarks = observation.landmarks[:, :2]
+    face = region_mask(landmarks, (height, width), FACE_OVAL) > 0.5
+    skin = skin_colour_mask(image.astype(np.float32) / 255.0, face) > 0.5
+    x0, y0, x1, y1 = observation.face.box
+    w, h = x1 - x0, y1 - y0
+    ys, xs = np.mgrid[0:height, 0:width]
+    window = (ys < landmarks[CHIN, 1]) & (ys >= y0 - 1.5 * h) & (xs >= x0 - 0.6 * w) & (xs < x1 + 0.6 * w)
+    return (person >= 0.5) & ~face & ~skin & window
+
+
+def has_hair(region: np.ndarray, observation: FaceObservation) -> bool:
+    """Whether the band above the forehead (half a face high, the face's width) is mostly hair."""
+    top = float(observation.landmarks[list(FACE_OVAL), 1].min())
+    x0, _, x1, y1 = observation.face.box
+    band = region[max(int(top - 0.5 * (y1 - top)), 0): max(int(top), 0), max(int(x0), 0): max(int(x1), 0)]
+    return band.size > 0 and float(band.mean()) >= MIN_HAIR_SHARE
+
+
+def _sample(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Nearest-pixel values of ``image`` at ``pixels`` (N, 2) (x, y); outside → 0."""
+    height, width = image.shape[:2]
+    x, y = np.round(pixels[:, 0]).astype(int), np.round(pixels[:, 1]).astype(int)
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    out = np.zeros((len(pixels),) + image.shape[2:], image.dtype)
+    out[inside] = image[y[inside], x[inside]]
+    return out
+
+
+def _scalp_candidates(head: HeadModel, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices where hair may grow (head frame), and which of them are forehead (kept only where the photo agrees)."""
+    lm = rest[head.landmarks_68]
+    y_brow = lm[[19, 24], 1].mean()
+    y_nose = lm[30, 1]
+    z_ear = lm[[0, 16], 2].mean()
+    skin_parts = [head.part_names.index(p) for p in ("M_Face", "M_BackHead")]
+    on_skin = np.zeros(len(rest), bool)
+    on_skin[np.unique(head.faces.numpy()[np.isin(head.face_parts, skin_parts)])] = True
+    y, z = rest[:, 1], rest[:, 2]
+    back = (z <= z_ear - 1.5) & (y >= y_nose)
+    side = (z <= z_ear) & (y >= y_brow)
+    crown = y >= y_brow + 3.0
+    forehead = (z > z_ear) & (y >= y_brow + 0.5) & ~crown
+    return on_skin & (back | side | crown | forehead), on_skin & forehead
+
+
+def fit_hair(head: HeadModel, fit: FitResult, image: np.ndarray, observation: FaceObservation, person: np.ndarray,
+             texture_size: int = 512) -> HairLayer | None:
+    """The hair layer of a fitted photo, or ``None`` when the person has (almost) no hair.
+
+    Args:
+        head: the fitted head model.
+        fit: the fit (identity, pose, camera).
+        image: the working image, :math:`(H, W, 3)` uint8.
+        observation: the face's landmarks.
+        person: :func:`avatar.fitting.detect.person_mask` of the working image, :math:`(H, W)`.
+        texture_size: side of the hair texture (the head's atlas layout).
+
+    Returns:
+        the :class:`~avatar.core.bundle.HairLayer` (head frame, neutral), or ``None``.
+    """
+    region = hair_region(image, observation, person)
+    if not has_hair(region, observation):
+        return None
+    state = fit.state
+    with torch.no_grad():
+        rest_t = head.rest_vertices(state.z_geo)[0]
+        normals_t = vertex_normals(rest_t[None], head.faces)[0]
+        camera = fit.camera()
+        posed = head.pose(rest_t[None], state.rotation)
+        pixels = camera.project(posed)[0].numpy()
+        ahead = camera.project(head.pose((rest_t + normals_t)[None], state.rotation))[0].numpy()  # 1 cm along n
+        eye = camera.position[0].numpy()
+    rest, normals = rest_t.numpy(), normals_t.numpy()
+    posed = posed[0].numpy()
+    rotation = _rotation_matrix(state.rotation[0].numpy())
+    posed_normals = normals @ rotation.T
+    view = eye - posed
+    view /= np.linalg.norm(view, axis=1, keepdims=True)
+    facing = (posed_normals * view).sum(1)  # > 0: towards the camera
+
+    candidate, forehead = _scalp_candidates(head, rest)
+    in_region = _sample(region.astype(np.uint8), pixels).astype(bool)
+    keep = candidate & ~(forehead & (facing > 0.2) & ~in_region)  # seen forehead without hair is skin
+    faces = head.faces.numpy()
+    triangle = keep[faces].all(1)
+    if int(triangle.sum()) < 50:
+        return None
+    ids, inverse = np.unique(faces[triangle], return_inverse=True)
+    shell_faces = inverse.reshape(-1, 3)
+
+    # thickness from the silhouette, for vertices seen edge-on
+    step = ahead[ids] - pixels[ids]
+    px_per_cm = np.linalg.norm(step, axis=1)
+    edge_on = (np.abs(facing[ids]) < 0.35) & (px_per_cm > 0.5)
+    limit = 0.8 * (observation.face.box[3] - observation.face.box[1])
+    thickness = np.full(len(ids), np.nan)
+    inside = person >= 0.5
+    for k in np.nonzero(edge_on)[0]:
+        direction = step[k] / px_per_cm[k]
+        distances = np.arange(0.0, limit, 1.0)
+        trail = _sample(inside.astype(np.uint8), pixels[ids[k]] + distances[:, None] * direction).astype(bool)
+        out = np.nonzero(~trail)[0]
+        travelled = distances[out[0]] if len(out) else limit
+        thickness[k] = travelled / px_per_cm[k]
+    thickness = _complete(thickness, rest[ids], shell_faces)
+
+    hair_vertices = rest[ids] + np.clip(thickness, MIN_THICKNESS_CM, MAX_THICKNESS_CM)[:, None] * normals[ids]
+    colours = _colours(image, region, pixels[ids] + step * thickness[:, None], facing[ids], shell_faces)
+    uv_faces = head.atlas.uv_faces[triangle]
+    texture = _bake(colours, shell_faces, head.atlas.uv, uv_faces, texture_size, np.median(image[region], axis=0))
+    return HairLayer.create(vertices=hair_vertices, faces=shell_faces, uv=head.atlas.uv, uv_faces=uv_faces,
+                            texture=texture)
+
+
+def _rotation_matrix(axis_angle: np.ndarray) -> np.ndarray:
+    from avatar.core.geometry import axis_angle_to_matrix
+
+    return axis_angle_to_matrix(torch.as_tensor(axis_angle, dtype=torch.float32)).numpy()
+
+
+def _neighbour_mean(values: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    total = np.zeros_like(values)
+    count = np.zeros(len(values))
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        np.add.at(total, faces[:, a], values[faces[:, b]])
+        np.add.at(total, faces[:, b], values[faces[:, a]])
+        np.add.at(count, faces[:, a], 1)
+        np.add.at(count, faces[:, b], 1)
+    return total / np.maximum(count, 1)[:, None] if values.ndim > 1 else total / np.maximum(count, 1)
+
+
+def _complete(thickness: np.ndarray, points: np.ndarray, faces: np.ndarray, sigma: float = 0.35,
+              smoothing: int = 30) -> np.ndarray:
+    """Fill unmeasured thicknesses by an angle-weighted mean of the measured ones, then smooth over the shell."""
+    centre = points.mean(0)
+    direction = points - centre
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    known = np.isfinite(thickness)
+    out = np.where(known, thickness, DEFAULT_THICKNESS_CM)
+    if known.any():
+        cosine = np.clip(direction[~known] @ direction[known].T, -1.0, 1.0)
+        weight = np.exp(-np.arccos(cosine) ** 2 / sigma**2) + 1e-12
+        out[~known] = (weight @ thickness[known]) / weight.sum(1)
+    for _ in range(smoothing):
+        out = 0.5 * out + 0.5 * _neighbour_mean(out, faces)
+    return out
+
+
+def _colours(image: np.ndarray, region: np.ndarray, pixels: np.ndarray, facing: np.ndarray,
+             faces: np.ndarray) -> np.ndarray:
+    """Per-vertex sRGB colour: the photo's where a visible vertex lands on hair, else the hair's median."""
+    median = np.median(image[region], axis=0).astype(np.float64) / 255.0
+    seen = (facing > 0.1) & _sample(region.astype(np.uint8), pixels).astype(bool)
+    colours = np.tile(median, (len(pixels), 1))
+    colours[seen] = _sample(image, pixels[seen]).astype(np.float64) / 255.0
+    for _ in range(3):
+        colours = 0.5 * colours + 0.5 * _neighbour_mean(colours, faces)
+    return colours
+
+
+def _bake(colours: np.ndarray, faces: np.ndarray, uv: np.ndarray, uv_faces: np.ndarray, size: int,
+          fill: np.ndarray) -> np.ndarray:
+    """Per-vertex colours rasterized into the atlas (row 0 at the top), the rest ``fill``; :math:`(S, S, 3)` in [0, 1]."""
+    corners = uv[uv_faces.reshape(-1)]  # (3F, 2), v up
+    clip = np.concatenate([corners * 2.0 - 1.0, np.zeros((len(corners), 1)), np.ones((len(corners), 1))], 1)
+    tri = torch.arange(len(corners), dtype=torch.int32).reshape(-1, 3)
+    rast, _ = dr.rasterize(torch.from_numpy(clip.astype(np.float32))[None], tri, resolution=(size, size))
+    attributes = torch.from_numpy(colours[faces.reshape(-1)].astype(np.float32))[None]
+    painted, _ = dr.interpolate(attributes, rast, tri)
+    covered = (rast[..., 3] > 0)[..., None]
+    out = torch.where(covered, painted, torch.from_numpy(fill.astype(np.float32) / 255.0))[0]
+    return out.flip(0).clamp(0, 1).numpy()  # rasterizer row 0 = v 0 (bottom) → image row 0 = top
+
+
+__all__ = ["fit_hair", "has_hair", "hair_region"]
