@@ -39,8 +39,13 @@ DEFAULT_THICKNESS_CM, MIN_THICKNESS_CM, MAX_THICKNESS_CM = 0.8, 0.3, 8.0
 CHIN = 152
 
 
-def hair_region(image: np.ndarray, observation: FaceObservation, person: np.ndarray) -> np.ndarray:
-    """Where the photo shows hair (working image), shape :math:`(H, W)` bool (step 1 of the module docstring)."""
+def hair_region(image: np.ndarray, observation: FaceObservation, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the photo shows hair (working image), step 1 of the module docstring.
+
+    Returns:
+        the hair outside the face oval, and the person's pixels that are not skin-coloured inside it too (a fringe
+        over the forehead lies inside MediaPipe's face oval); both :math:`(H, W)` bool.
+    """
     height, width = image.shape[:2]
     landmarks = observation.landmarks[:, :2]
     face = region_mask(landmarks, (height, width), FACE_OVAL) > 0.5
@@ -49,7 +54,8 @@ def hair_region(image: np.ndarray, observation: FaceObservation, person: np.ndar
     w, h = x1 - x0, y1 - y0
     ys, xs = np.mgrid[0:height, 0:width]
     window = (ys < landmarks[CHIN, 1]) & (ys >= y0 - 1.5 * h) & (xs >= x0 - 0.6 * w) & (xs < x1 + 0.6 * w)
-    return (person >= 0.5) & ~face & ~skin & window
+    not_skin = (person >= 0.5) & ~skin & window
+    return not_skin & ~face, not_skin
 
 
 def has_hair(region: np.ndarray, observation: FaceObservation) -> bool:
@@ -102,7 +108,7 @@ def fit_hair(head: HeadModel, fit: FitResult, image: np.ndarray, observation: Fa
     Returns:
         the :class:`~avatar.core.bundle.HairLayer` (head frame, neutral), or ``None``.
     """
-    region = hair_region(image, observation, person)
+    region, not_skin = hair_region(image, observation, person)
     if not has_hair(region, observation):
         return None
     state = fit.state
@@ -123,9 +129,13 @@ def fit_hair(head: HeadModel, fit: FitResult, image: np.ndarray, observation: Fa
     facing = (posed_normals * view).sum(1)  # > 0: towards the camera
 
     candidate, forehead = _scalp_candidates(head, rest)
-    in_region = _sample(region.astype(np.uint8), pixels).astype(bool)
-    keep = candidate & ~(forehead & (facing > 0.2) & ~in_region)  # seen forehead without hair is skin
     faces = head.faces.numpy()
+    # a fringe decided per vertex is patchy where the hair's colour is near the skin's: a majority of neighbours
+    vote = _sample(not_skin.astype(np.uint8), pixels).astype(np.float64)
+    near = faces[candidate[faces].all(1)]
+    for _ in range(8):
+        vote = 0.5 * vote + 0.5 * _neighbour_mean(vote, near)
+    keep = candidate & ~(forehead & (facing > 0.2) & (vote < 0.5))  # seen forehead without hair is skin
     triangle = keep[faces].all(1)
     if int(triangle.sum()) < 50:
         return None
