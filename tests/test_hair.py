@@ -82,3 +82,16 @@ def test_a_bald_head_stays_bald():
     photo = render_synthetic(head, np.random.default_rng(3), max_yaw_deg=10.0)
     output = fit_photo(photo.image, quality="fast", head=head)
     assert output.hair is None and output.report["hair"] is None
+
+
+def test_rigid_pose_recovers_a_batch_of_head_poses():
+    from avatar.core.bundle import rigid_pose
+    from avatar.core.geometry import axis_angle_to_matrix
+
+    rest = torch.randn(200, 3) * 8
+    pivot = torch.tensor([0.0, 3.0, -1.0])
+    rotations = axis_angle_to_matrix(torch.tensor([[0.0, 0.0, 0.0], [0.3, -0.2, 0.1], [0.0, 0.8, 0.0]]))
+    shifts = torch.tensor([[[0.0, 0.0, 0.0]], [[1.0, -2.0, 0.5]], [[0.0, 0.0, 3.0]]])
+    posed = (rest - pivot) @ rotations.transpose(-1, -2) + pivot + shifts
+    rotation, translation = rigid_pose(rest, posed, pivot)
+    assert torch.allclose(rotation, rotations, atol=1e-4) and torch.allclose(translation, shifts, atol=1e-3)

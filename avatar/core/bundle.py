@@ -273,7 +273,7 @@ def rigid_pose(rest: torch.Tensor, posed: torch.Tensor, pivot: torch.Tensor, poi
     d = torch.sign(torch.linalg.det(vt.transpose(-1, -2) @ u.transpose(-1, -2)))
     fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
     rotation = vt.transpose(-1, -2) @ fix @ u.transpose(-1, -2)
-    translation = cb - ca @ rotation.transpose(-1, -2)
+    translation = cb - (ca @ rotation.transpose(-1, -2))[:, None]
     return rotation, translation
 
 
