@@ -4,8 +4,9 @@
    skin-coloured pixels (ears, neck), above the chin and around the face. A person with little hair above the
    forehead gets no layer: a bald person stays bald.
 2. **Where hair grows** — the fitted head's scalp (neutral, head frame): the crown and the back of the head above
-   the nose, and the forehead where it falls inside the photo's hair region (a fringe covers the forehead, a high
-   hairline does not). Positions come from the model's 68 landmark vertices (brows, nose tip, jaw ends).
+   the nose, and the forehead where the photo shows the person's non-skin pixels there, by a majority of
+   neighbouring vertices (a fringe covers the forehead, a high hairline does not). Positions come from the model's
+   68 landmark vertices (brows, nose tip, jaw ends).
 3. **Thickness** — from the silhouette: for each scalp vertex seen edge-on, march in the photo from its projection
    along its projected normal until the person mask ends; that distance over the normal's image length is the
    hair's thickness there (cm). Vertices not seen edge-on take an angle-weighted mean of the measured ones (the
