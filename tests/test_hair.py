@@ -95,3 +95,12 @@ def test_rigid_pose_recovers_a_batch_of_head_poses():
     posed = (rest - pivot) @ rotations.transpose(-1, -2) + pivot + shifts
     rotation, translation = rigid_pose(rest, posed, pivot)
     assert torch.allclose(rotation, rotations, atol=1e-4) and torch.allclose(translation, shifts, atol=1e-3)
+
+
+def test_the_built_in_avatar_has_the_astronauts_hair(tmp_path):
+    from avatar.morphable.default_avatar import read_default_avatar, write_default_avatar
+
+    bundle = read_default_avatar()
+    assert bundle.hair is not None and bundle.hair.faces.shape[0] > 1000
+    again = read_default_avatar(write_default_avatar(bundle, tmp_path / "a.npz"))
+    assert torch.allclose(again.hair.vertices, bundle.hair.vertices)

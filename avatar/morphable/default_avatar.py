@@ -15,6 +15,9 @@ key                     shape, dtype     meaning
 ``texture``             (S, S, 3) uint8  albedo atlas, row 0 at the top
 ``neck_pivot``          (3,) float32     cm
 ``uv``, ``uv_faces``    (V_t, 2), (F, 3) atlas coordinates (v up) and their triangles
+``hair_*``              (optional)       the hair layer: ``hair_vertices`` (H, 3) float32,
+                                         ``hair_faces`` (F_h, 3) int32, ``hair_uv`` (U_h, 2) float32,
+                                         ``hair_uv_faces`` (F_h, 3) int32, ``hair_texture`` (S, S, 3) uint8
 ======================  ===============  ===========================================================
 """
 
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.core.bundle import AvatarBundle
+from avatar.core.bundle import AvatarBundle, HairLayer
 from avatar.core.errors import AvatarInputError
 from avatar.core.io import atomic_output_file
 from avatar.core.paths import ASSETS_DIR
@@ -49,11 +52,15 @@ def read_default_avatar(path: str | os.PathLike | None = None) -> AvatarBundle:
     with np.load(path, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
     deltas = torch.from_numpy(arrays["deltas"].astype(np.float32) * arrays["delta_scale"][:, None, None])
+    hair = None
+    if "hair_vertices" in arrays:
+        hair = HairLayer.create(vertices=arrays["hair_vertices"], faces=arrays["hair_faces"], uv=arrays["hair_uv"],
+                                uv_faces=arrays["hair_uv_faces"], texture=arrays["hair_texture"])
     return AvatarBundle.create(
         vertices=template.neutral + arrays["vertex_offsets"].astype(np.float32), expression_deltas=deltas,
         faces=template.faces, uv=arrays["uv"], uv_faces=arrays["uv_faces"], face_parts=template.face_parts,
         part_names=template.part_names, neck_pivot=arrays["neck_pivot"], texture=arrays["texture"],
-        meta={"created_by": "avatar listen (built-in default avatar)"},
+        meta={"created_by": "avatar listen (built-in default avatar)"}, hair=hair,
     )
 
 
@@ -76,9 +83,19 @@ def write_default_avatar(bundle: AvatarBundle, path: str | os.PathLike, texture_
     quantized = np.round(deltas / scale[:, None, None]).astype(np.int8)
     texture = (bundle.texture.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
     texture = np.asarray(Image.fromarray(texture).resize((texture_size, texture_size), Image.LANCZOS))
+    hair = {}
+    if bundle.hair is not None:
+        hair_texture = (bundle.hair.texture.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        hair = {"hair_vertices": bundle.hair.vertices.numpy().astype(np.float32),
+                "hair_faces": bundle.hair.faces.numpy().astype(np.int32),
+                "hair_uv": bundle.hair.uv.numpy().astype(np.float32),
+                "hair_uv_faces": bundle.hair.uv_faces.numpy().astype(np.int32),
+                "hair_texture": np.asarray(Image.fromarray(hair_texture).resize((texture_size, texture_size),
+                                                                                 Image.LANCZOS))}
     with atomic_output_file(path, force=True) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, vertex_offsets=(bundle.vertices.numpy() - template.neutral).astype(np.float16),
                             deltas=quantized, delta_scale=scale, texture=texture,
                             neck_pivot=bundle.neck_pivot.numpy().astype(np.float32),
-                            uv=bundle.uv.numpy().astype(np.float32), uv_faces=bundle.uv_faces.numpy().astype(np.int32))
+                            uv=bundle.uv.numpy().astype(np.float32), uv_faces=bundle.uv_faces.numpy().astype(np.int32),
+                            **hair)
     return Path(path)
