@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--probe", action="store_true", help="also run the controlled probe (needs espeak-ng)")
+    parser.add_argument("--probe-hair", action="store_true", help="the probe's speaker keeps the built-in avatar's hair")
     args = parser.parse_args(argv)
     root = shared_dir()
     if root is None:
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         from research.listener.probes import make_probe, probe_behaviour
 
         with tempfile.TemporaryDirectory() as tmp:
-            document = make_probe(tmp)
+            document = make_probe(tmp, hair=args.probe_hair)
             cues = speaker_cues(Path(tmp) / "probe.mp4")
         probe = {"events": document, "listener": [], "teacher": []}
         for seed in range(args.seeds):

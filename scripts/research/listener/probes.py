@@ -52,9 +52,12 @@ def _index(name: str) -> int:
     return EXPRESSION_NAMES.index(name)
 
 
-def make_probe(folder: str | Path, seed: int = 0) -> dict:
+def make_probe(folder: str | Path, seed: int = 0, hair: bool = False) -> dict:
     """Write ``probe.mp4`` and ``probe.json`` into ``folder``; returns the event document."""
+    from dataclasses import replace
+
     from avatar.api import default_avatar
+    from avatar.core.avatar import Avatar
     from avatar.core.code_render import CodeRenderer
     from drivers.media import VideoWriter
 
@@ -97,7 +100,11 @@ def make_probe(folder: str | Path, seed: int = 0) -> dict:
     codes[k0:k1, [_index("browInnerUp_L"), _index("browInnerUp_R")]] = 0.7
     codes[k0:k1, [_index("mouthFrown_L"), _index("mouthFrown_R")]] = 0.6
     codes[:, 53] = 0.03 * np.sin(np.arange(frames) / FPS * 1.3)  # a little head motion
-    renderer = CodeRenderer(default_avatar(), 256, batch=16)
+    # the speaker is the built-in avatar without its hair, as the probe was defined (sessions 6–7): the listener's
+    # answers depend on how the tracker reads the speaker, and the hair changes that (docs/BENCHMARKS.md)
+    speaker = default_avatar()
+    speaker = speaker if hair else Avatar(replace(speaker.bundle, hair=None))
+    renderer = CodeRenderer(speaker, 256, batch=16)
     with VideoWriter(folder / "probe.mp4", fps=FPS, with_audio=True, force=True) as writer:
         writer.write_audio(audio)
         for start in range(0, frames, 64):
