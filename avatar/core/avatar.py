@@ -124,7 +124,10 @@ class Avatar:
         if size not in self._cameras:
             keep = self.bundle.export_face_mask()
             used = torch.unique(self.bundle.faces[keep].long())
-            self._cameras[size] = dr.frame_points(self.bundle.vertices[used], size, fill=0.8)
+            framed = self.bundle.vertices[used]
+            if self.bundle.hair is not None:  # the portrait frames the hair too
+                framed = torch.cat([framed, self.bundle.hair.vertices])
+            self._cameras[size] = dr.frame_points(framed, size, fill=0.8)
         return self._cameras[size]
 
     def render(self, expression=None, pose=None, camera: dr.Camera | None = None, size: int | tuple[int, int] = 512,

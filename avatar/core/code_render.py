@@ -87,7 +87,7 @@ class CodeRenderer:
         self.deltas = deltas.reshape(deltas.shape[0], -1)
         self.pivot = bundle.neck_pivot.float()
         self.texture = texture.float().contiguous()  # (Ht, Wt, 3)
-        # the avatar's default portrait framing (Avatar._default_camera), without its slow torch.unique
+        # the avatar's default portrait framing (Avatar._default_camera, hair included), without its slow torch.unique
         exported, _ = _compact(bundle.faces[bundle.export_face_mask()], bundle.vertices.shape[0])
         framed = bundle.vertices[exported] if bundle.hair is None else torch.cat([bundle.vertices[exported],
                                                                                   bundle.hair.vertices])
