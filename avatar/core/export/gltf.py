@@ -128,19 +128,9 @@ def glb_bytes(
     if not (np.isfinite(scale) and scale > 0):
         raise AvatarInputError(f"scale must be positive, got {scale}")
 
-    split = split_uv_seams(mesh.faces, mesh.uv_faces)
-    positions = (mesh.vertices[split.vertex_ids] * scale).astype(np.float32)
-    normals = vertex_normals(mesh.vertices, mesh.faces)[split.vertex_ids]
-    texcoords = mesh.uv[split.uv_ids] * np.float32([1.0, -1.0]) + np.float32([0.0, 1.0])
-
     gltf = gl.GLTF2(asset=gl.Asset(version="2.0", generator="avatar-engine"))
     chunk = _BinaryChunk(gltf)
-    attributes = gl.Attributes(
-        POSITION=chunk.accessor(positions, gl.VEC3, gl.ARRAY_BUFFER, bounds=True),
-        NORMAL=chunk.accessor(normals, gl.VEC3, gl.ARRAY_BUFFER),
-        TEXCOORD_0=chunk.accessor(texcoords.astype(np.float32), gl.VEC2, gl.ARRAY_BUFFER),
-    )
-    indices = chunk.accessor(split.faces.astype(np.uint32).reshape(-1), gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER)
+    split, attributes, indices = _geometry(chunk, mesh, scale)
     targets = []
     for deltas in morph_deltas:
         deltas = (deltas[split.vertex_ids] * scale).astype(np.float32)
@@ -151,18 +141,8 @@ def glb_bytes(
         else:
             targets.append(gl.Attributes(POSITION=chunk.accessor(deltas, gl.VEC3, gl.ARRAY_BUFFER, bounds=True)))
 
-    image = chunk.view(encode_png(mesh.texture))
-    gltf.images.append(gl.Image(bufferView=image, mimeType="image/png", name="texture"))
     gltf.samplers.append(gl.Sampler(magFilter=gl.LINEAR, minFilter=gl.LINEAR_MIPMAP_LINEAR, wrapS=gl.REPEAT, wrapT=gl.REPEAT))
-    gltf.textures.append(gl.Texture(sampler=0, source=0))
-    gltf.materials.append(
-        gl.Material(
-            name="skin",
-            pbrMetallicRoughness=gl.PbrMetallicRoughness(
-                baseColorTexture=gl.TextureInfo(index=0), metallicFactor=0.0, roughnessFactor=0.7
-            ),
-        )
-    )
+    _material(gltf, chunk, mesh.texture, "skin", roughness=0.7, image_name="texture")
     primitive = gl.Primitive(attributes=attributes, indices=indices, material=0, targets=targets or None)
     gl_mesh = gl.Mesh(name=name, primitives=[primitive], weights=[0.0] * len(targets) or None)
     if targets:
@@ -185,24 +165,36 @@ def glb_bytes(
     return b"".join(gltf.save_to_bytes())
 
 
-def _append_hair(gltf, chunk, hair: TexturedMesh, scale: float) -> None:
-    """The hair layer as mesh 1 with its own texture and material (no morph targets: it is rigid)."""
-    split = split_uv_seams(hair.faces, hair.uv_faces)
-    positions = (hair.vertices[split.vertex_ids] * scale).astype(np.float32)
+def _geometry(chunk, mesh: TexturedMesh, scale: float):
+    """A textured mesh's vertex attributes and indices (split at uv seams), in metres; returns the split too."""
+    split = split_uv_seams(mesh.faces, mesh.uv_faces)
+    positions = (mesh.vertices[split.vertex_ids] * scale).astype(np.float32)
+    normals = vertex_normals(mesh.vertices, mesh.faces)[split.vertex_ids]
+    texcoords = mesh.uv[split.uv_ids] * np.float32([1.0, -1.0]) + np.float32([0.0, 1.0])
     attributes = gl.Attributes(
         POSITION=chunk.accessor(positions, gl.VEC3, gl.ARRAY_BUFFER, bounds=True),
-        NORMAL=chunk.accessor(vertex_normals(hair.vertices, hair.faces)[split.vertex_ids], gl.VEC3, gl.ARRAY_BUFFER),
-        TEXCOORD_0=chunk.accessor((hair.uv[split.uv_ids] * np.float32([1.0, -1.0]) + np.float32([0.0, 1.0]))
-                                  .astype(np.float32), gl.VEC2, gl.ARRAY_BUFFER),
+        NORMAL=chunk.accessor(normals, gl.VEC3, gl.ARRAY_BUFFER),
+        TEXCOORD_0=chunk.accessor(texcoords.astype(np.float32), gl.VEC2, gl.ARRAY_BUFFER),
     )
     indices = chunk.accessor(split.faces.astype(np.uint32).reshape(-1), gl.SCALAR, gl.ELEMENT_ARRAY_BUFFER)
-    image = chunk.view(encode_png(hair.texture))
-    gltf.images.append(gl.Image(bufferView=image, mimeType="image/png", name="hair"))
+    return split, attributes, indices
+
+
+def _material(gltf, chunk, texture: np.ndarray, name: str, roughness: float, image_name: str) -> int:
+    """A PNG-textured, non-metallic material using sampler 0; returns its index."""
+    gltf.images.append(gl.Image(bufferView=chunk.view(encode_png(texture)), mimeType="image/png", name=image_name))
     gltf.textures.append(gl.Texture(sampler=0, source=len(gltf.images) - 1))
-    gltf.materials.append(gl.Material(name="hair", pbrMetallicRoughness=gl.PbrMetallicRoughness(
-        baseColorTexture=gl.TextureInfo(index=len(gltf.textures) - 1), metallicFactor=0.0, roughnessFactor=0.85)))
+    gltf.materials.append(gl.Material(name=name, pbrMetallicRoughness=gl.PbrMetallicRoughness(
+        baseColorTexture=gl.TextureInfo(index=len(gltf.textures) - 1), metallicFactor=0.0, roughnessFactor=roughness)))
+    return len(gltf.materials) - 1
+
+
+def _append_hair(gltf, chunk, hair: TexturedMesh, scale: float) -> None:
+    """The hair layer as mesh 1 with its own texture and material (no morph targets: it is rigid)."""
+    _, attributes, indices = _geometry(chunk, hair, scale)
+    material = _material(gltf, chunk, hair.texture, "hair", roughness=0.85, image_name="hair")
     gltf.meshes.append(gl.Mesh(name="hair", primitives=[gl.Primitive(attributes=attributes, indices=indices,
-                                                                     material=len(gltf.materials) - 1)]))
+                                                                     material=material)]))
 
 
 def write_glb(path: str | os.PathLike, mesh: TexturedMesh, *, force: bool = False, **options) -> Path:
