@@ -37,6 +37,7 @@ class Avatar:
     def __init__(self, bundle: AvatarBundle):
         self.bundle = bundle
         self._cameras: dict = {}
+        self._texture_cache: tuple | None = None
 
     # ---------------------------------------------------------------- properties
     @property
@@ -130,6 +131,13 @@ class Avatar:
             self._cameras[size] = dr.frame_points(framed, size, fill=0.8)
         return self._cameras[size]
 
+    def _linear_texture(self) -> torch.Tensor:
+        """The render texture decoded to linear light, once per texture (renders are often called per frame)."""
+        key = (id(self.bundle.texture), id(self.bundle.hair))
+        if self._texture_cache is None or self._texture_cache[0] != key:
+            self._texture_cache = (key, srgb_to_linear(self.bundle.render_texture()))
+        return self._texture_cache[1]
+
     def render(self, expression=None, pose=None, camera: dr.Camera | None = None, size: int | tuple[int, int] = 512,
                yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0, light: torch.Tensor | str | None = None,
                background: tuple[float, float, float] | None = (1.0, 1.0, 1.0)) -> np.ndarray:
@@ -174,8 +182,8 @@ class Avatar:
             sh = torch.as_tensor(light, dtype=torch.float32)
         camera = camera if camera is not None else self._default_camera(size)
         with torch.no_grad():
-            verts, faces, uv, uv_faces, texture = self.bundle.render_mesh(verts[None])  # the hair, if any, too
-            out = dr.render_mesh(verts, faces, uv, uv_faces, srgb_to_linear(texture), camera, sh)
+            verts, faces, uv, uv_faces = self.bundle.render_mesh(verts[None])  # the hair, if any, too
+            out = dr.render_mesh(verts, faces, uv, uv_faces, self._linear_texture(), camera, sh)
         return dr.to_uint8_image(encode_rgba(out.rgba[0]), background)
 
     def _posed(self, verts: torch.Tensor, pose) -> torch.Tensor:

@@ -204,25 +204,27 @@ class AvatarBundle:
         return bundle
 
     def render_mesh(self, vertices: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The mesh renders draw: the exported head parts and, when there is one, the hair layer merged in.
+        """The mesh renders draw: the exported head parts and, when there is one, the hair layer merged in
+        (texture it with :meth:`render_texture`).
 
         Args:
             vertices: the head's vertices as posed for the render, shape :math:`(B, V, 3)`; the hair follows the
                 same rigid pose, recovered from the neutral mesh (rotation about the neck pivot and translation).
 
         Returns:
-            ``vertices (B, V', 3)``, ``faces (F', 3)`` int32, ``uv (U', 2)``, ``uv_faces (F', 3)`` int32 and
-            ``texture`` sRGB: the head's atlas, or with hair ``(S, 2S, 3)``: the head's atlas left, the hair's
-            right (uv scaled into each half).
+            ``vertices (B, V', 3)``, ``faces (F', 3)`` int32, ``uv (U', 2)``, ``uv_faces (F', 3)`` int32.
         """
         keep = self.export_face_mask()
         faces, uv_faces = self.faces[keep], self.uv_faces[keep]
         if self.hair is None:
-            return vertices, faces, self.uv, uv_faces, self.texture
+            return vertices, faces, self.uv, uv_faces
         back = self.faces[self.face_parts.long() == self.part_names.index("M_BackHead")].unique().long()
         rotation, translation = rigid_pose(self.vertices[back], vertices[:, back], self.neck_pivot)
-        return with_hair(vertices, faces, self.uv, uv_faces, self.texture, self.hair, rotation, translation,
-                         self.neck_pivot)
+        return with_hair(vertices, faces, self.uv, uv_faces, self.hair, rotation, translation, self.neck_pivot)
+
+    def render_texture(self) -> torch.Tensor:
+        """The sRGB texture of :meth:`render_mesh`: the atlas, or with hair :func:`merged_texture`."""
+        return self.texture if self.hair is None else merged_texture(self.texture, self.hair)
 
     def export_face_mask(self) -> torch.Tensor:
         """Triangles written to the mesh files (:data:`EXPORT_PARTS`), shape :math:`(F,)` bool."""
@@ -231,28 +233,32 @@ class AvatarBundle:
 
 
 def with_hair(vertices: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, uv_faces: torch.Tensor,
-              texture: torch.Tensor, hair: HairLayer, rotation: torch.Tensor, translation: torch.Tensor,
+              hair: HairLayer, rotation: torch.Tensor, translation: torch.Tensor,
               pivot: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """A head mesh with a hair layer merged in, for renderers that draw one textured mesh.
+    """A head mesh with a hair layer merged in, for renderers that draw one mesh with :func:`merged_texture`.
 
     Args:
-        vertices: posed head vertices :math:`(B, V, 3)`; faces, uv, uv_faces, texture: the head's (texture sRGB
-            :math:`(S, S, 3)`).
+        vertices: posed head vertices :math:`(B, V, 3)`; faces, uv, uv_faces: the head's.
         hair: the layer (head frame, neutral).
         rotation: the head's rotation about ``pivot``, :math:`(B, 3, 3)`; translation: :math:`(B, 1, 3)` or 0.
 
     Returns:
-        ``vertices (B, V + H, 3)``, ``faces``, ``uv``, ``uv_faces`` and ``texture (S, 2S, 3)``: the head's atlas
-        left, the hair's right (uv scaled into each half).
+        ``vertices (B, V + H, 3)``, ``faces``, ``uv``, ``uv_faces``: uv scaled into the left (head) and right
+        (hair) halves of the merged texture.
     """
     posed = (hair.vertices - pivot) @ rotation.transpose(-1, -2) + pivot + translation
-    size = texture.shape[0]
-    hair_texture = torch.nn.functional.interpolate(hair.texture.permute(2, 0, 1)[None], size=(size, size),
-                                                   mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
     half = torch.tensor([0.5, 1.0])
     return (torch.cat([vertices, posed.to(vertices.dtype)], 1), torch.cat([faces, hair.faces + vertices.shape[1]]),
             torch.cat([uv * half, hair.uv * half + torch.tensor([0.5, 0.0])]),
-            torch.cat([uv_faces, hair.uv_faces + uv.shape[0]]), torch.cat([texture, hair_texture.clamp(0, 1)], 1))
+            torch.cat([uv_faces, hair.uv_faces + uv.shape[0]]))
+
+
+def merged_texture(texture: torch.Tensor, hair: HairLayer) -> torch.Tensor:
+    """The head's atlas :math:`(S, S, 3)` and the hair's (resized to it) side by side, :math:`(S, 2S, 3)`."""
+    size = texture.shape[0]
+    hair_texture = torch.nn.functional.interpolate(hair.texture.permute(2, 0, 1)[None], size=(size, size),
+                                                   mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+    return torch.cat([texture, hair_texture.clamp(0, 1)], 1)
 
 
 def rigid_pose(rest: torch.Tensor, posed: torch.Tensor, pivot: torch.Tensor, points: int = 64) -> tuple[torch.Tensor, ...]:

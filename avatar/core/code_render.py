@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import renderers as dr
-from avatar.core.bundle import with_hair
+from avatar.core.bundle import merged_texture, with_hair
 from avatar.core.code_layout import EXPRESSION_SLICE, ROTATION_SLICE, TRANSLATION_SLICE
 from avatar.core.colour import srgb_shade
 from avatar.core.geometry import axis_angle_to_matrix
@@ -73,9 +73,10 @@ class CodeRenderer:
         rest, uv, uv_faces, texture = bundle.vertices[used].float(), bundle.uv, bundle.uv_faces[keep], bundle.texture
         deltas = bundle.expression_deltas[:, used].float()
         if bundle.hair is not None:  # the hair layer is rigid: no morph deltas
-            merged = with_hair(rest[None], faces, uv, uv_faces, texture, bundle.hair, torch.eye(3)[None],
-                               torch.zeros(1, 1, 3), bundle.neck_pivot)
-            rest, faces, uv, uv_faces, texture = merged[0][0], *merged[1:]
+            merged = with_hair(rest[None], faces, uv, uv_faces, bundle.hair, torch.eye(3)[None], torch.zeros(1, 1, 3),
+                               bundle.neck_pivot)
+            rest, faces, uv, uv_faces = merged[0][0], *merged[1:]
+            texture = merged_texture(texture, bundle.hair)
             deltas = torch.cat([deltas, deltas.new_zeros(deltas.shape[0], rest.shape[0] - deltas.shape[1], 3)], 1)
         self.num_head_faces = int(keep.sum())
         self.faces = faces.to(torch.int32)

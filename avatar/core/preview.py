@@ -57,9 +57,9 @@ def render_views(vertices: torch.Tensor, bundle: AvatarBundle, frame: torch.Tens
                        cameras[0].image_size)
     # no silhouette antialiasing: invisible at preview size on white, and its edge topology costs ~0.3 s
     # of the 5 s `avatar generate` budget in a fresh process
-    vertices, faces, uv, uv_faces, texture = bundle.render_mesh(vertices)  # the hair, if any, too
-    out = dr.render_mesh(vertices, faces, uv, uv_faces, srgb_to_linear(texture)[None], camera, dr.default_sh(),
-                         antialias=False)
+    vertices, faces, uv, uv_faces = bundle.render_mesh(vertices)  # the hair, if any, too
+    out = dr.render_mesh(vertices, faces, uv, uv_faces, srgb_to_linear(bundle.render_texture())[None], camera,
+                         dr.default_sh(), antialias=False)
     return list(dr.to_uint8_image(encode_rgba(out.rgba), BACKGROUND))
 
 

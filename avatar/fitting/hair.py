@@ -118,13 +118,13 @@ def fit_hair(head: HeadModel, fit: FitResult, image: np.ndarray, observation: Fa
         normals_t = vertex_normals(rest_t[None], head.faces)[0]
         camera = fit.camera()
         posed = head.pose(rest_t[None], state.rotation)
+        tips = head.pose((rest_t + normals_t)[None], state.rotation)  # 1 cm along each normal
         pixels = camera.project(posed)[0].numpy()
-        ahead = camera.project(head.pose((rest_t + normals_t)[None], state.rotation))[0].numpy()  # 1 cm along n
+        ahead = camera.project(tips)[0].numpy()
         eye = camera.position[0].numpy()
     rest, normals = rest_t.numpy(), normals_t.numpy()
     posed = posed[0].numpy()
-    rotation = _rotation_matrix(state.rotation[0].numpy())
-    posed_normals = normals @ rotation.T
+    posed_normals = tips[0].numpy() - posed  # the pose is rigid: the normals turn with it
     view = eye - posed
     view /= np.linalg.norm(view, axis=1, keepdims=True)
     facing = (posed_normals * view).sum(1)  # > 0: towards the camera
@@ -165,12 +165,6 @@ def fit_hair(head: HeadModel, fit: FitResult, image: np.ndarray, observation: Fa
     texture = _bake(colours, shell_faces, head.atlas.uv, uv_faces, texture_size, np.median(image[region], axis=0))
     return HairLayer.create(vertices=hair_vertices, faces=shell_faces, uv=head.atlas.uv, uv_faces=uv_faces,
                             texture=texture)
-
-
-def _rotation_matrix(axis_angle: np.ndarray) -> np.ndarray:
-    from avatar.core.geometry import axis_angle_to_matrix
-
-    return axis_angle_to_matrix(torch.as_tensor(axis_angle, dtype=torch.float32)).numpy()
 
 
 def _neighbour_mean(values: np.ndarray, faces: np.ndarray) -> np.ndarray:

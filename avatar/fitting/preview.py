@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageDraw
 
 import renderers as dr
-from avatar.core.bundle import HairLayer, with_hair
+from avatar.core.bundle import HairLayer, merged_texture, with_hair
 from avatar.core.colour import encode_rgba, srgb_to_linear
 from avatar.core.geometry import axis_angle_to_matrix
 from avatar.core.preview import BACKGROUND, VIEW_YAWS, preview_weights
@@ -41,7 +41,8 @@ def _with_hair(head: HeadModel, vertices: torch.Tensor, texture: torch.Tensor, h
     if hair is None:
         return vertices, faces, uv, uv_faces, texture
     matrix = torch.eye(3)[None] if rotation is None else axis_angle_to_matrix(rotation)
-    return with_hair(vertices, faces, uv, uv_faces, texture, hair, matrix, torch.zeros(1, 1, 3), head.neck_pivot)
+    return (*with_hair(vertices, faces, uv, uv_faces, hair, matrix, torch.zeros(1, 1, 3), head.neck_pivot),
+            merged_texture(texture, hair))
 
 
 def render_fit(head: HeadModel, fit: FitResult, texture: torch.Tensor, crop: Crop,
