@@ -509,7 +509,8 @@ def solve_lighting(photo: torch.Tensor, normals: torch.Tensor, albedo: torch.Ten
 
 
 def _render_face(head: HeadModel, mesh: FaceRender, state: FitState, camera: dr.Camera, albedo_tex: torch.Tensor | None):
-    """Render the face sub-mesh: sRGB colour, skin coverage, normals, linear albedo (row 0 at the top)."""
+    """Render the face sub-mesh: sRGB colour, skin coverage, normals, linear albedo (row 0 at the top), and the
+    atlas coordinates of each pixel (rasterizer rows; :func:`_sample_albedo` reads another albedo through them)."""
     verts = head.pose(mesh.rest_vertices(state.z_geo, state.expression), state.rotation)
     pos = camera.to_clip(verts).contiguous()
     size = camera.image_size
@@ -522,15 +523,21 @@ def _render_face(head: HeadModel, mesh: FaceRender, state: FitState, camera: dr.
     normals, _ = dr.interpolate(normals_v.contiguous(), rast, mesh.faces)
     normals = torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
     shade = dr.sh_shade(normals, state.sh)  # (1, H, W, 1)
+    uv_pix = None
     if albedo_tex is not None:
         uv_gl = torch.stack([mesh.uv[:, 0], 1 - mesh.uv[:, 1]], -1)[None].contiguous()
         uv_pix, _ = dr.interpolate(uv_gl, rast, mesh.uv_faces)
-        albedo = dr.texture(albedo_tex.contiguous(), uv_pix, filter_mode="linear", boundary_mode="clamp")
+        albedo = _sample_albedo(albedo_tex, uv_pix).flip(1)
     else:
         albedo = state.z_tex[:, None, None, :].expand(1, *size, 3)
-    colour = linear_to_srgb(albedo * shade)  # linear albedo, linear light → an sRGB pixel like the photo's
     flip = lambda x: x.flip(1)  # noqa: E731 — nvdiffrast rows → image rows
-    return flip(colour), flip(skin[..., None].float()), flip(normals), flip(albedo)
+    colour = linear_to_srgb(albedo * flip(shade))  # linear albedo, linear light → an sRGB pixel like the photo's
+    return colour, flip(skin[..., None].float()), flip(normals), albedo, uv_pix
+
+
+def _sample_albedo(albedo_tex: torch.Tensor, uv_pix: torch.Tensor) -> torch.Tensor:
+    """An atlas albedo :math:`(1, S, S, 3)` at :func:`_render_face`'s pixel coordinates (rasterizer rows)."""
+    return dr.texture(albedo_tex.contiguous(), uv_pix, filter_mode="linear", boundary_mode="clamp")
 
 
 def photo_crop(image: np.ndarray, crop: Crop) -> torch.Tensor:
@@ -562,7 +569,7 @@ def fit_lighting(head: HeadModel, mesh: FaceRender, state: FitState, image: np.n
     decoder = head.texture_decoder is not None
     albedo_tex = head.albedo(state.z_tex, 256, face_only=True) if decoder else None
     with torch.no_grad():
-        _, skin, normals, albedo = _render_face(head, mesh, state, camera, albedo_tex)
+        _, skin, normals, albedo, uv_pix = _render_face(head, mesh, state, camera, albedo_tex)
     mask = (skin[0, ..., 0] > 0.5) & (skin_photo > 0.5)
     if int(mask.sum()) < 50:
         return state, {"lighting_pixels": int(mask.sum())}
@@ -572,8 +579,8 @@ def fit_lighting(head: HeadModel, mesh: FaceRender, state: FitState, image: np.n
         for value in MELANIN_START:
             z_tex = state.z_tex.clone()
             z_tex[0, 0] = value
-            with torch.no_grad():
-                _, _, _, candidate = _render_face(head, mesh, state, camera, head.albedo(z_tex, 256, face_only=True))
+            with torch.no_grad():  # same geometry: only the albedo is read again
+                candidate = _sample_albedo(head.albedo(z_tex, 256, face_only=True), uv_pix).flip(1)
             sh, _ = solve_lighting(observed, normals[0][mask], candidate[0][mask], iterations=1)
             residual = float((candidate[0][mask] * (sh_design(normals[0][mask]) @ sh)[:, None] - observed).square().mean())
             if best is None or residual < best[0]:
@@ -642,7 +649,7 @@ def fit_photometric(head: HeadModel, layer, mesh: FaceRender, state: FitState, i
         optimiser.zero_grad()
         camera = fit_camera(focal0 * torch.exp(state.log_focal), state.translation, principal, image_size, crop)
         albedo_tex = head.albedo(state.z_tex, 256, face_only=True) if decoder else None
-        colour, skin, _, _ = _render_face(head, mesh, state, camera, albedo_tex)
+        colour, skin, _, _, _ = _render_face(head, mesh, state, camera, albedo_tex)
         mask = skin.detach() * skin_photo
         pred = project_landmarks(head, layer, state, focal0, principal, image_size)
         terms = {
