@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if not prompts:
         raise AvatarInputError(f"{prompt_file} has no prompts")
 
-    scores = score_prompts(pipeline, meter, prompts, args.samples, args.seed, args.guidance, args.steps)
+    scores = score_prompts(pipeline, meter, prompts, args.samples, args.seed, args.guidance, args.steps, head=head)
     refused = [{"prompt": s.prompt, "refused": s.refused} for s in scores if s.refused is not None]
     scores = [s for s in scores if s.refused is None]
     requests = sum(len(s.requested) for s in scores)

@@ -42,6 +42,7 @@ def test_compound_colour_words_and_what_is_not_modelled():
         assert [m.key for m in check_prompt(text).mentions] == ["skin_tone-"]  # one request, no contradiction
     parsed = check_prompt("a young woman with long red hair and a long nose")
     assert [m.key for m in parsed.mentions] == ["nose_length+"] and parsed.unrecognised == []
-    assert parsed.not_modelled == ["young (age)", "woman (gender)", "hair (hair)"]
+    assert parsed.not_modelled == ["young (age)", "woman (gender)"]  # the hair is modelled (a layer)
+    assert check_prompt("a man with braids").not_modelled == ["man (gender)", "braids (hair)"]
     assert any(n.startswith("not modelled: young (age)") for n in prompt_warnings(parsed))
     assert check_prompt("an old man").not_modelled == ["old (age)", "man (gender)"]

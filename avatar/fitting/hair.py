@@ -23,19 +23,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import renderers as dr
 from avatar.core.bundle import HairLayer
 from avatar.fitting.detect import FaceObservation
 from avatar.fitting.masks import region_mask, skin_colour_mask
 from avatar.fitting.optimize import FitResult
+from avatar.morphable.hair import MAX_THICKNESS_CM, MIN_THICKNESS_CM, bake, scalp, shell, smooth
 from avatar.morphable.head import HeadModel
 from avatar.morphable.landmarks import FACE_OVAL
 from renderers.mesh import vertex_normals
 
 #: Least share of the band above the forehead that must be hair for a layer to be made.
 MIN_HAIR_SHARE = 0.2
-#: Thickness where nothing was measured (cm), and its clamp.
-DEFAULT_THICKNESS_CM, MIN_THICKNESS_CM, MAX_THICKNESS_CM = 0.8, 0.3, 8.0
+#: Thickness where nothing was measured (cm).
+DEFAULT_THICKNESS_CM = 0.8
 #: MediaPipe's chin landmark.
 CHIN = 152
 
@@ -77,23 +77,6 @@ def _sample(image: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scalp_candidates(head: HeadModel, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices where hair may grow (head frame), and which of them are forehead (kept only where the photo agrees)."""
-    lm = rest[head.landmarks_68]
-    y_brow = lm[[19, 24], 1].mean()
-    y_nose = lm[30, 1]
-    z_ear = lm[[0, 16], 2].mean()
-    skin_parts = [head.part_names.index(p) for p in ("M_Face", "M_BackHead")]
-    on_skin = np.zeros(len(rest), bool)
-    on_skin[np.unique(head.faces.numpy()[np.isin(head.face_parts, skin_parts)])] = True
-    y, z = rest[:, 1], rest[:, 2]
-    back = (z <= z_ear - 1.5) & (y >= y_nose)
-    side = (z <= z_ear) & (y >= y_brow)
-    crown = y >= y_brow + 3.0
-    forehead = (z > z_ear) & (y >= y_brow + 0.5) & ~crown
-    return on_skin & (back | side | crown | forehead), on_skin & forehead
-
-
 def fit_hair(head: HeadModel, fit: FitResult, image: np.ndarray, observation: FaceObservation, person: np.ndarray,
              texture_size: int = 512) -> HairLayer | None:
     """The hair layer of a fitted photo, or ``None`` when the person has (almost) no hair.
@@ -129,19 +112,16 @@ def fit_hair(head: HeadModel, fit: FitResult, image: np.ndarray, observation: Fa
     view /= np.linalg.norm(view, axis=1, keepdims=True)
     facing = (posed_normals * view).sum(1)  # > 0: towards the camera
 
-    candidate, forehead = _scalp_candidates(head, rest)
+    where = scalp(head, rest)
+    candidate, forehead = where.candidate, where.forehead
     faces = head.faces.numpy()
     # a fringe decided per vertex is patchy where the hair's colour is near the skin's: a majority of neighbours
-    vote = _sample(not_skin.astype(np.uint8), pixels).astype(np.float64)
-    near = faces[candidate[faces].all(1)]
-    for _ in range(8):
-        vote = 0.5 * vote + 0.5 * _neighbour_mean(vote, near)
+    vote = smooth(_sample(not_skin.astype(np.uint8), pixels).astype(np.float64), faces[candidate[faces].all(1)], 8)
     keep = candidate & ~(forehead & (facing > 0.2) & (vote < 0.5))  # seen forehead without hair is skin
-    triangle = keep[faces].all(1)
-    if int(triangle.sum()) < 50:
+    pieces = shell(head, keep)
+    if pieces is None:
         return None
-    ids, inverse = np.unique(faces[triangle], return_inverse=True)
-    shell_faces = inverse.reshape(-1, 3)
+    ids, shell_faces, uv_faces = pieces
 
     # thickness from the silhouette, for vertices seen edge-on
     step = ahead[ids] - pixels[ids]
@@ -161,21 +141,9 @@ def fit_hair(head: HeadModel, fit: FitResult, image: np.ndarray, observation: Fa
 
     hair_vertices = rest[ids] + np.clip(thickness, MIN_THICKNESS_CM, MAX_THICKNESS_CM)[:, None] * normals[ids]
     colours = _colours(image, region, pixels[ids] + step * thickness[:, None], facing[ids], shell_faces)
-    uv_faces = head.atlas.uv_faces[triangle]
-    texture = _bake(colours, shell_faces, head.atlas.uv, uv_faces, texture_size, np.median(image[region], axis=0))
+    texture = bake(colours, shell_faces, head.atlas.uv, uv_faces, texture_size, np.median(image[region], axis=0))
     return HairLayer.create(vertices=hair_vertices, faces=shell_faces, uv=head.atlas.uv, uv_faces=uv_faces,
                             texture=texture)
-
-
-def _neighbour_mean(values: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    total = np.zeros_like(values)
-    count = np.zeros(len(values))
-    for a, b in ((0, 1), (1, 2), (2, 0)):
-        np.add.at(total, faces[:, a], values[faces[:, b]])
-        np.add.at(total, faces[:, b], values[faces[:, a]])
-        np.add.at(count, faces[:, a], 1)
-        np.add.at(count, faces[:, b], 1)
-    return total / np.maximum(count, 1)[:, None] if values.ndim > 1 else total / np.maximum(count, 1)
 
 
 def _complete(thickness: np.ndarray, points: np.ndarray, faces: np.ndarray, sigma: float = 0.35,
@@ -190,9 +158,7 @@ def _complete(thickness: np.ndarray, points: np.ndarray, faces: np.ndarray, sigm
         cosine = np.clip(direction[~known] @ direction[known].T, -1.0, 1.0)
         weight = np.exp(-np.arccos(cosine) ** 2 / sigma**2) + 1e-12
         out[~known] = (weight @ thickness[known]) / weight.sum(1)
-    for _ in range(smoothing):
-        out = 0.5 * out + 0.5 * _neighbour_mean(out, faces)
-    return out
+    return smooth(out, faces, smoothing)
 
 
 def _colours(image: np.ndarray, region: np.ndarray, pixels: np.ndarray, facing: np.ndarray,
@@ -202,23 +168,7 @@ def _colours(image: np.ndarray, region: np.ndarray, pixels: np.ndarray, facing: 
     seen = (facing > 0.1) & _sample(region.astype(np.uint8), pixels).astype(bool)
     colours = np.tile(median, (len(pixels), 1))
     colours[seen] = _sample(image, pixels[seen]).astype(np.float64) / 255.0
-    for _ in range(3):
-        colours = 0.5 * colours + 0.5 * _neighbour_mean(colours, faces)
-    return colours
-
-
-def _bake(colours: np.ndarray, faces: np.ndarray, uv: np.ndarray, uv_faces: np.ndarray, size: int,
-          fill: np.ndarray) -> np.ndarray:
-    """Per-vertex colours rasterized into the atlas (row 0 at the top), the rest ``fill``; :math:`(S, S, 3)` in [0, 1]."""
-    corners = uv[uv_faces.reshape(-1)]  # (3F, 2), v up
-    clip = np.concatenate([corners * 2.0 - 1.0, np.zeros((len(corners), 1)), np.ones((len(corners), 1))], 1)
-    tri = torch.arange(len(corners), dtype=torch.int32).reshape(-1, 3)
-    rast, _ = dr.rasterize(torch.from_numpy(clip.astype(np.float32))[None], tri, resolution=(size, size))
-    attributes = torch.from_numpy(colours[faces.reshape(-1)].astype(np.float32))[None]
-    painted, _ = dr.interpolate(attributes, rast, tri)
-    covered = (rast[..., 3] > 0)[..., None]
-    out = torch.where(covered, painted, torch.from_numpy(fill.astype(np.float32) / 255.0))[0]
-    return out.flip(0).clamp(0, 1).numpy()  # rasterizer row 0 = v 0 (bottom) → image row 0 = top
+    return smooth(colours, faces, 3)
 
 
 __all__ = ["fit_hair", "has_hair", "hair_region"]

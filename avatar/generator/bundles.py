@@ -25,6 +25,7 @@ from avatar.core.errors import AvatarInputError
 from avatar.core.preview import preview_views
 from avatar.core.threads import single_thread
 from avatar.generator.attributes import ATTRIBUTES
+from avatar.generator.hair import HairRequest, draw_hair, hair_checks, measure_hair, parse_hair, style_hair
 
 #: Texture atlas side of generated avatars (the albedo model is 128 px per tile; 512 keeps its detail).
 TEXTURE_SIZE = 512
@@ -169,6 +170,7 @@ def generate_bundles(text: str, n: int = 1, seed: int = 0, guidance: float | Non
     used_guidance = float(sample_cfg.get("guidance", 3.0) if guidance is None else guidance)
     used_steps = int(sample_cfg.get("steps", 25) if steps is None else steps)
     bundles, reports = [], []
+    hair_request = parse_hair(out.prompt.clauses)
     for i in range(n):
         table, checks = attribute_report(values[i], pipeline.settings.bins, out.prompt.mentions)
         document = {"prompt": out.prompt.text, "seed": int(seed), "index": i, "guidance": used_guidance,
@@ -178,6 +180,8 @@ def generate_bundles(text: str, n: int = 1, seed: int = 0, guidance: float | Non
                              {"created_by": "avatar generate", "generate": {"prompt": out.prompt.text, "seed": int(seed),
                                                                              "index": i, "guidance": used_guidance}},
                              report=document)
+        bundle.hair, document["hair"] = make_hair(head, bundle.vertices, hair_request, np.random.default_rng([seed, i, 1811]))
+        checks += hair_checks(hair_request, document["hair"]["measured"])
         if with_preview:
             bundle.preview = preview_views([bundle])
         bundles.append(bundle)
@@ -187,6 +191,23 @@ def generate_bundles(text: str, n: int = 1, seed: int = 0, guidance: float | Non
     for document in reports:
         document["timings"] = {k: round(v, 3) for k, v in timings.items()}
     return GeneratedAvatars(bundles, reports, warnings)
+
+
+def make_hair(head, vertices: torch.Tensor, request: HairRequest, rng: np.random.Generator, keep: dict | None = None):
+    """A hair layer for a head from a request (:mod:`avatar.generator.hair`), what was not asked taken from ``keep``
+    (an edit keeps the avatar's hair) or drawn; returns the layer and its report entry."""
+    keep = keep or {}
+    drawn_style, drawn_colour, drawn_fringe = draw_hair(request, rng)
+    style = request.style or keep.get("style") or drawn_style
+    colour = request.colour or keep.get("colour") or drawn_colour
+    if style == "bald" and request.style is None and (request.colour or request.fringe):
+        style = "short"  # "red hair" for a bald avatar
+    fringe = request.fringe if request.fringe is not None else keep.get("fringe", drawn_fringe)
+    layer = style_hair(head, vertices.numpy(), style, colour, bool(fringe) and style != "bald", rng)
+    measured = measure_hair(layer, head, vertices.numpy())
+    return layer, {"style": style, "colour": colour if style != "bald" else None, "fringe": bool(fringe) and style != "bald",
+                   "requested": {"style": request.style, "colour": request.colour, "fringe": request.fringe},
+                   "measured": measured}
 
 
 @single_thread()
@@ -234,7 +255,15 @@ def edit_bundle(bundle, text: str, strength: float | None = None, seed: int = 0,
                                f"{head.source} head ({head.geo_dim}, {head.tex_dim})")
     if z_geo.shape[1] < pipeline.settings.geo_dim:  # fits may use fewer identity modes
         z_geo = torch.cat([z_geo, torch.zeros(1, pipeline.settings.geo_dim - z_geo.shape[1])], 1)
-    out = pipeline.edit(z_geo, z_tex, text, meter, strength=strength, seed=seed)
+    from avatar.generator.captions import check_prompt
+    from avatar.generator.pipeline import EditOutput
+
+    parsed = check_prompt(text)
+    hair_request = parse_hair(parsed.clauses)
+    if parsed.mentions or hair_request.empty:
+        out = pipeline.edit(z_geo, z_tex, text, meter, strength=strength, seed=seed)
+    else:  # a hair-only edit ("give her a grey bun"): the face's codes stay as they are
+        out = EditOutput(z_geo, z_tex, parsed, [], ATTRIBUTES, ("z_geo", "z_tex"))
     with torch.no_grad():
         old_neutral = head.rest_vertices(z_geo)[0]
         new_neutral = head.rest_vertices(out.z_geo)[0]
@@ -279,6 +308,11 @@ def edit_bundle(bundle, text: str, strength: float | None = None, seed: int = 0,
         report=document,
         hair=_moved_hair(bundle, vertices),
     )
+    if not hair_request.empty:  # the asked-for hair; what the edit does not say is kept from the avatar's
+        current = measure_hair(bundle.hair, head, bundle.vertices.numpy())
+        edited.hair, document["hair"] = make_hair(head, edited.vertices, hair_request, np.random.default_rng([seed, 1811]),
+                                              keep=current)
+        document["requested"] = checks + hair_checks(hair_request, document["hair"]["measured"])
     if with_preview:
         edited.preview = preview_views([bundle, edited])
     return edited

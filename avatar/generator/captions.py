@@ -131,14 +131,15 @@ ADJECTIVES: dict[str, dict[str, tuple[str, int]]] = {
         "caramel": ("skin_tone", -1),
     },
 }  # fmt: skip
-#: Words people use for what this generator does not model (it has face shape, skin tone and stubble only):
-#: reported back as "not modelled", never silently dropped. Hair is the fitted avatar's business (issue 18).
+#: Words people use for what this generator does not model (its identities have face shape, skin tone and stubble;
+#: hair styles and colours are a separate layer, :mod:`avatar.generator.hair`): reported back as "not modelled",
+#: never silently dropped.
 NOT_MODELLED = {
     "age": ("young", "younger", "old", "older", "elderly", "aged", "middle-aged", "teen", "teenage", "teenager",
             "child", "kid", "boy", "girl", "baby", "senior", "youthful", "wrinkled", "wrinkles"),
     "gender": ("man", "woman", "male", "female", "guy", "lady", "gentleman", "men", "women", "boy", "girl"),
-    "hair": ("hair", "haired", "bald", "blond", "blonde", "brunette", "redhead", "ponytail", "bun", "curly",
-             "wavy", "fringe", "bangs", "braids", "afro", "beard", "bearded", "moustache", "mustache"),
+    "hair": ("braids", "braided", "dreadlocks", "dreads", "cornrows", "mohawk", "mullet", "beard", "bearded",
+             "moustache", "mustache"),
     "accessories": ("glasses", "spectacles", "earrings", "hat", "makeup", "lipstick", "freckles", "tattoo"),
     "expression": ("smiling", "smile", "frowning", "angry", "sad", "happy", "laughing"),
 }  # fmt: skip

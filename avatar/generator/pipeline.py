@@ -43,7 +43,8 @@ from avatar.core.diffusion import DDIMSampler, split_prediction
 from avatar.core.errors import AvatarInputError
 from avatar.core.paths import ASSETS_DIR
 from avatar.generator.attributes import ATTRIBUTES, GEOMETRY_ATTRIBUTES, TEXTURE_ATTRIBUTES, AttributeMeter
-from avatar.generator.captions import AttributeBins, ParsedPrompt, check_prompt, condition_clauses
+from avatar.generator.captions import AttributeBins, ParsedPrompt, check_prompt, condition_clauses, parse_prompt
+from avatar.generator.hair import is_hair_clause, parse_hair
 from avatar.generator.model import IdentityDenoiser
 
 WEIGHTS_DIR = ASSETS_DIR / "generator"
@@ -156,20 +157,33 @@ class EditOutput(GenerationOutput):
     frozen_blocks: tuple[str, ...] = ()
 
 
+def face_clauses(clauses: list[str]) -> list[str]:
+    """The clauses that condition the identity: hair is a layer of its own (:mod:`avatar.generator.hair`), and its
+    colour words read as skin to the text model, so a clause that mentions hair keeps only its face requests
+    ("long black hair and pale skin" → "pale skin") and one that asks nothing of the face is left out."""
+    out = []
+    for clause in clauses:
+        if not is_hair_clause(clause):
+            out.append(clause)
+            continue
+        out.extend(("very " if m.strong else "") + m.phrase for m in parse_prompt(clause).mentions)
+    return out
+
+
 def prompt_warnings(parsed: ParsedPrompt) -> list[str]:
     """Notes for prompts that ask for nothing checkable (see :mod:`avatar.generator.captions`)."""
     if not parsed.text:
         return ["empty prompt: sampled identities unconditionally (random faces from the prior)"]
     notes = []
-    if not parsed.mentions:
+    if not parsed.mentions and parse_hair(parsed.clauses).empty:
         notes.append("no attribute this generator knows was recognised in the prompt (it understands English "
                      "descriptions of face width/length/shape, jaw, chin, nose, eyes, mouth, lips, brows, skin tone "
-                     "and stubble); the text was still used as the condition")
+                     "and stubble, and hair styles and colours); the text was still used as the condition")
     if parsed.unrecognised:
         notes.append(f"not understood: {', '.join(sorted(set(parsed.unrecognised)))}")
     if parsed.not_modelled:
-        notes.append(f"not modelled: {', '.join(parsed.not_modelled)} — the generator makes face shape, skin tone "
-                     "and stubble only; these words do not change the head")
+        notes.append(f"not modelled: {', '.join(parsed.not_modelled)} — the generator makes face shape, skin tone, "
+                     "stubble and a hair layer (style and colour) only; these words do not change the avatar")
     return notes
 
 
@@ -301,7 +315,7 @@ class GeneratorPipeline:
             AvatarInputError: see :func:`avatar.generator.captions.check_prompt`; too many clauses.
         """
         parsed = prompt if isinstance(prompt, ParsedPrompt) else check_prompt(prompt)
-        clauses = condition_clauses(parsed.clauses)  # one description per attribute
+        clauses = condition_clauses(face_clauses(parsed.clauses))  # one description per attribute
         limit = self.denoiser.config.max_clauses
         if len(clauses) > limit:
             raise AvatarInputError(

@@ -676,6 +676,25 @@ class LandmarkFitter:
         rms = _residual_rms(_perspective_correct(obs, shape, rot, scale, self.focal), shape, rot, scale, trans, self.weight, self.axis_weight)
         return FrameFit(FramePose(rot, float(scale), trans), expression, float(rms))
 
+    def displacement(self, obs: np.ndarray, fit: FrameFit) -> np.ndarray:
+        """What the expression moved: the observations in the head frame minus the rest landmarks (cm).
+
+        The perspective is undone at the fitted shape, then ``Rᵀ (P - t) / s - S0(R)`` with the fit's pose
+        and the person's rest landmarks at that rotation (pose-dependent detector offsets included).
+
+        Args:
+            obs: detected landmarks (image units), shape :math:`(L, 3)`.
+            fit: this frame's :class:`FrameFit`.
+
+        Returns:
+            shape :math:`(L, 3)`.
+        """
+        pose = fit.pose
+        rest = self.posed_rest(pose.rotation)
+        shape = _shape(rest, self.basis, fit.expression)
+        corrected = _perspective_correct(np.ascontiguousarray(obs, dtype=np.float64), shape, pose.rotation, pose.scale, self.focal)
+        return (corrected - pose.translation) @ pose.rotation / pose.scale - rest
+
     def _posed_rest_and_moments(self, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`posed_rest` and its moments ``Σ_l ω_l S0_lc B_l[:, d]``, shape (3, 3, E), from precomputed parts."""
         if self.pose_offsets is None:

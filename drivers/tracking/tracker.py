@@ -21,8 +21,12 @@ Pipeline per frame:
    model (``identity_rotation``, ``offset_rotation``: learned on tracked renders of training identities by
    ``scripts/build_landmark_map.py``) predicts that constant rotation from the identity estimate, and every
    frame's head rotation is corrected by it (:meth:`FaceTracker.estimate_person`).
-6. **Smoothing**: One-Euro filters (Casiez et al., CHI 2012) on weights, rotation and translation.
-7. **Bridging** (:func:`track_frames`, offline): flagged frames are filled by linear interpolation between
+6. **Read-out**: the weights are read out of the fit by a small learned network
+   (:mod:`drivers.tracking.refine`: the landmarks' head-frame displacement, the fit's weights and rotation in;
+   trained on synthetic ground truth), which removes the fit's resting biases (jawOpen, browDown) and its
+   confusions between shapes that move the same landmarks.
+7. **Smoothing**: One-Euro filters (Casiez et al., CHI 2012) on weights, rotation and translation.
+8. **Bridging** (:func:`track_frames`, offline): flagged frames are filled by linear interpolation between
    the neighbouring tracked frames (held at the clip's ends).
 
 Head pose (docs/ARCHITECTURE.md, "Contracts"): ``head_rotation`` is the axis-angle (rad) rotation of the head relative to
@@ -60,6 +64,7 @@ from avatar.morphable.landmarks import (
 )
 from drivers.face_mesh import DetectedFaces, FaceMeshDetector, detect_ahead
 from drivers.tracking.landmark_fit import FitConfig, FrameFit, LandmarkFitter
+from drivers.tracking.refine import WeightRefiner, load_weight_refiner, refiner_features
 
 #: MediaPipe's own rigid landmarks (its face-geometry Procrustes basis): stable under expressions.
 RIGID_LANDMARKS = (
@@ -91,6 +96,8 @@ class TrackerConfig:
         pose_calibration: apply MediaPipe's pose-dependent landmark offsets (shipped calibration).
         rotation_correction: correct the person's constant head-rotation bias predicted from the identity
             code (shipped calibration ``identity_rotation``; see :meth:`FaceTracker.estimate_person`).
+        refine: read the weights out of the fit with the shipped :class:`~drivers.tracking.refine.WeightRefiner`
+            (trained on synthetic ground truth) instead of taking the fit's own weights.
         fit: the per-frame :class:`~drivers.tracking.landmark_fit.FitConfig`.
     """
 
@@ -110,6 +117,7 @@ class TrackerConfig:
     signature_threshold: float = 0.05
     pose_calibration: bool = True
     rotation_correction: bool = True
+    refine: bool = True
     fit: FitConfig = field(default_factory=FitConfig)
 
 
@@ -311,7 +319,7 @@ class TrackedFrame:
         weights: smoothed expression weights, shape :math:`(53,)`.
         head_rotation: smoothed axis-angle (rad), shape :math:`(3,)`.
         head_translation: smoothed translation (cm), shape :math:`(3,)`.
-        raw_weights: the unsmoothed fit, shape :math:`(53,)`.
+        raw_weights: the unsmoothed weights (the refiner's reading of the fit), shape :math:`(53,)`.
         landmarks: the main face's MediaPipe landmarks, shape :math:`(478, 3)`, or ``None``.
         num_faces: faces MediaPipe found in the frame.
         fit_rms: RMS landmark residual of the fit (cm), NaN without a face.
@@ -382,6 +390,7 @@ class FaceTracker:
         self.rotation_correction = np.eye(3)
         with _single_threaded_blas():
             self.fitter = LandmarkFitter(self.layer, cfg.fit, focal=0.0, pose_offsets=pose_offsets)
+        self.refiner = _compatible_refiner(self.layer) if cfg.refine else None
         self.selector = MainFaceSelector(cfg.iou_threshold, cfg.signature_threshold)
         self._weight_filter = OneEuroFilter(fps, cfg.smooth_min_cutoff, cfg.smooth_beta)
         self._rotation_filter = OneEuroFilter(fps, cfg.pose_min_cutoff, cfg.pose_beta)
@@ -395,6 +404,8 @@ class FaceTracker:
         self._last = (np.zeros(self.layer.num_expressions), np.zeros(3), np.zeros(3))
         self._index = 0
         self.identity = np.zeros(0)
+        #: frames the identity was fitted on (the refiner reads a photo's single frame differently)
+        self.identity_frames = 1
         self.image_size: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ input
@@ -495,6 +506,7 @@ class FaceTracker:
         chosen = self._calmest(observations, cfg.identity_frames)
         identity, fits = self.fitter.fit_identity(chosen, cfg.num_identity)
         self.identity = identity
+        self.identity_frames = len(chosen)
         self.rotation_correction = self._rotation_correction(identity, self.fitter.offset)
         return fits
 
@@ -559,15 +571,32 @@ class FaceTracker:
             self._set_focal(obs[None])
         fit = self.fitter.fit_frame(obs, self._previous)
         self._previous = fit
+        expression = self._read_out(obs, fit)
         if self._reference_translation is None:
             self._reference_translation = self._translation(fit)
         rotation = matrix_to_axis_angle(fit.pose.rotation @ self.rotation_correction)
         translation = self._translation(fit) - self._reference_translation
-        weights = np.clip(self._weight_filter(fit.expression), 0.0, 1.0)
+        weights = np.clip(self._weight_filter(expression), 0.0, 1.0)
         rotation = self._rotation_filter(rotation)
         translation = self._translation_filter(translation)
         self._last = (weights, rotation, translation)
-        return TrackedFrame(index, True, weights, rotation, translation, fit.expression.copy(), landmarks, num_faces, fit.rms)
+        return TrackedFrame(index, True, weights, rotation, translation, expression, landmarks, num_faces, fit.rms)
+
+    def _read_out(self, obs: np.ndarray, fit: FrameFit) -> np.ndarray:
+        """This frame's expression weights :math:`(E,)`: the refiner's reading of the fit, or the fit's own."""
+        if self.refiner is None:
+            return fit.expression.copy()
+        features = refiner_features(self.fitter.displacement(obs, fit), fit.expression, matrix_to_axis_angle(fit.pose.rotation),
+                                    self.identity_frames)
+        return self.refiner(features).astype(np.float64)
+
+
+def _compatible_refiner(layer: LandmarkLayer) -> WeightRefiner | None:
+    """The shipped refiner if it reads this layer's landmarks and weights, else ``None``."""
+    refiner = load_weight_refiner()
+    if refiner is None or refiner.num_features != 3 * layer.num_landmarks + layer.num_expressions + 4:
+        return None
+    return refiner
 
 
 # ------------------------------------------------------------------------------------------ offline API

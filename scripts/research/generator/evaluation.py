@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 from avatar.generator.attributes import ATTRIBUTES
+from avatar.generator.bundles import make_hair
 from avatar.generator.captions import HELDOUT_FRAMES, HELDOUT_PAIRS, TRAIN_FRAMES, CaptionWriter, Mention, check_prompt
+from avatar.generator.hair import hair_checks, parse_hair
 
 #: Edit-locality tolerance: unmentioned attributes may move at most this many training std.
 LOCALITY_TOLERANCE = 0.1
@@ -37,7 +39,7 @@ def heldout_prompts(seed: int = 7) -> list[str]:
     a third attribute) and in a training frame, plus single attributes in held-out frames.
 
     Returns:
-        40 prompts.
+        52 prompts: 40 of face attributes, then :data:`HAIR_PROMPTS`.
     """
     rng = np.random.default_rng(seed)
     writer = CaptionWriter(bins=None, exclude_pairs=())
@@ -58,7 +60,25 @@ def heldout_prompts(seed: int = 7) -> list[str]:
         name = ATTRIBUTES[(3 * i + 1) % len(ATTRIBUTES)]
         single = [Mention(name, 1 if i % 2 == 0 else -1)]
         prompts.append(writer.caption(single, rng, frame=HELDOUT_FRAMES[i % len(HELDOUT_FRAMES)]))
-    return [p.strip() for p in prompts]
+    return [p.strip() for p in prompts] + list(HAIR_PROMPTS)
+
+
+#: Held-out prompts with hair and skin words together (issue 18): the hair is checked on the built layer, and the
+#: colour words of the hair must not be read as skin (nor "long hair" as a long face).
+HAIR_PROMPTS = (
+    "Generate a woman that has long red hair and light brown skin.",
+    "Please make a man having a grey bun and dark skin.",
+    "Create an avatar of a person; the hair is short and black, and the skin is pale.",
+    "a blonde ponytail and a long nose",
+    "Generate a bald man that has olive skin and a wide jaw.",
+    "Please make someone having curly dark brown hair and a round face.",
+    "Create an avatar of a woman with a light brown bob and a fringe.",
+    "Portrait of someone with white hair, fair skin and full lips",
+    "Generate a person that has long black hair and dark brown skin.",
+    "an auburn-haired woman with a narrow face",
+    "Please make a man having short light brown hair and stubble.",
+    "Create an avatar of a redhead; their skin is light and the eyes are big.",
+)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -96,7 +116,7 @@ class PromptScore:
 
 
 def score_prompts(pipeline, meter, prompts: list[str], samples: int = 8, seed: int = 0,
-                  guidance: float | None = None, steps: int | None = None) -> list[PromptScore]:
+                  guidance: float | None = None, steps: int | None = None, head=None) -> list[PromptScore]:
     """Generate ``samples`` avatars per prompt and check their requested attributes.
 
     Args:
@@ -107,6 +127,8 @@ def score_prompts(pipeline, meter, prompts: list[str], samples: int = 8, seed: i
         seed: seed of the first prompt (prompt ``i`` uses ``seed + i``).
         guidance: guidance scale (default the generator's).
         steps: DDIM steps.
+        head: the head model; with it, hair requests are checked too (each sample's hair layer is built as
+            ``avatar generate`` builds it and measured back, :mod:`avatar.generator.hair`).
 
     Returns:
         one :class:`PromptScore` per prompt (a prompt the checker refuses is reported with ``refused``, not raised).
@@ -125,8 +147,19 @@ def score_prompts(pipeline, meter, prompts: list[str], samples: int = 8, seed: i
         with torch.no_grad():
             values = meter(result.z_geo, result.z_tex).numpy()
         ok = bins.satisfied(values, parsed.mentions)
+        keys = [m.key for m in parsed.mentions]
+        request = parse_hair(parsed.clauses)
+        if head is not None and not request.empty:
+            rows = []
+            for k in range(samples):
+                rest = head.rest_vertices(result.z_geo[k:k + 1])[0]
+                _, entry = make_hair(head, rest, request, np.random.default_rng([seed + i, k, 1811]))
+                rows.append([c["satisfied"] for c in hair_checks(request, entry["measured"])])
+            keys += [f"hair_{kind}={value}" for kind, value in (("style", request.style), ("colour", request.colour),
+                                                                  ("fringe", request.fringe)) if value]
+            ok = np.concatenate([ok.reshape(samples, -1), np.array(rows, dtype=bool).reshape(samples, -1)], 1)
         normalised = pipeline.normalise(result.z_geo, result.z_tex).numpy()
-        out.append(PromptScore(prompt, [m.key for m in parsed.mentions], ok.mean(0).round(4).tolist(),
+        out.append(PromptScore(prompt, keys, ok.mean(0).round(4).tolist(),
                                float(ok.mean()) if ok.size else float("nan"), mean_pairwise_distance(normalised),
                                parsed.unrecognised, parsed.not_modelled))
     return out
