@@ -6,6 +6,8 @@ and saves shards of ``--shard`` samples in OUT (``shard_00000.npz`` …). Resuma
 Seeded: sample ``i`` depends only on ``(--seed, i)``.
 
     python scripts/build_perception_data.py OUT [--samples 10000] [--workers 1] [--seed 0]
+    python scripts/build_perception_data.py OUT --retrack FROM    # after a tracker change: FROM's renders'
+                                                                   # landmarks read again (≈ 3 min)
 """
 
 from __future__ import annotations
@@ -47,8 +49,20 @@ def main(argv=None) -> int:
     parser.add_argument("--shard", type=int, default=250)
     parser.add_argument("--workers", type=int, default=1)  # MediaPipe threads spin: 2 workers on 2 cores are 8× slower
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--retrack", type=Path, help="a built data folder whose stored landmarks are tracked again")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.retrack is not None:
+        from research.perception.synthetic import retrack
+
+        for path in sorted(args.retrack.glob("shard_*.npz")):
+            with np.load(path) as shard:
+                data = retrack({k: shard[k] for k in shard.files})
+            tmp = (args.out / path.name).with_suffix(".tmp.npz")
+            np.savez(tmp, **data)
+            tmp.replace(args.out / path.name)
+        (args.out / "config.json").write_text((args.retrack / "config.json").read_text())
+        return 0
     todo = [(str(args.out), s, min(s + args.shard, args.samples), args.seed) for s in range(0, args.samples, args.shard)
             if not (args.out / f"shard_{s:05d}.npz").exists()]  # fmt: skip
     start = time.time()

@@ -7,8 +7,9 @@
    and keeps the detections and true weights in ``--work`` (one file per clip: an interrupted run resumes;
    ≈ 4.5 s per clip), then tracks them as a clip, as a live track and as photos
    (``research.tracking.refiner.capture_modes``, ≈ 0.3 s per clip) for each frame's refiner features.
-2. Trains the network (``research.tracking.refiner.train_refiner``, seeded, ≈ 1 min) on all but the last
-   ``--validation`` share of the clips, prints the held-out MAE of the fit's own weights and of the read-out.
+2. Fits the linear read-out (``research.tracking.refiner.train_refiner``, ridge, closed form, seconds) on all
+   but the last ``--validation`` share of the clips, prints the held-out MAE of the fit's own weights and of the
+   read-out.
 3. Writes ``assets/landmarks/weight_refiner.safetensors`` and ``weight_refiner.json`` (this run's settings and
    numbers).
 """
@@ -36,8 +37,7 @@ def main(argv=None) -> int:
     parser.add_argument("--clips", type=int, default=300)
     parser.add_argument("--seed", type=int, default=5000)
     parser.add_argument("--validation", type=float, default=0.1, help="share of the clips held out")
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--ridge", type=float, default=3e4, help="penalty on the standardised coefficients")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     log = (lambda *_: None) if args.json else print
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     paths = build_data(args.work, args.clips, args.seed, log=log)
     features, truth, clip = load_data(paths, seed=args.seed, log=log)
     held = clip >= int(round(len(paths) * (1 - args.validation)))
-    refiner = train_refiner(features[~held], truth[~held], hidden=args.hidden, steps=args.steps, log=log)
+    refiner = train_refiner(features[~held], truth[~held], ridge=args.ridge)
     fit_weights = features[held][:, -57:-4]
     read_out = refiner(features[held])
     names = list(EXPRESSION_NAMES)
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     report = {
         "command": "python scripts/train_weight_refiner.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "clips": args.clips, "seed": args.seed, "frames": int(len(truth)), "validation_frames": int(held.sum()),
-        "hidden": args.hidden, "steps": args.steps,
+        "ridge": args.ridge,
         "validation_mae": {"fit": mae(fit_weights), "read_out": mae(read_out)},
     }
     atomic_write_bytes(REFINER_FILE, save(refiner.tensors()), force=True)

@@ -19,11 +19,10 @@ def layer():
     return load_landmark_layer()
 
 
-def small_refiner(features: int = 10, hidden: int = 4, outputs: int = 3, seed: int = 0) -> WeightRefiner:
+def small_refiner(features: int = 10, outputs: int = 3, seed: int = 0) -> WeightRefiner:
     rng = np.random.default_rng(seed)
-    sizes = (features, hidden, hidden, outputs)
-    layers = tuple((rng.standard_normal((b, a)).astype(np.float32), rng.standard_normal(b).astype(np.float32)) for a, b in zip(sizes, sizes[1:]))
-    return WeightRefiner(rng.standard_normal(features).astype(np.float32), rng.uniform(0.5, 2, features).astype(np.float32), layers)
+    return WeightRefiner(rng.standard_normal(features).astype(np.float32), rng.uniform(0.5, 2, features).astype(np.float32),
+                         0.5 * rng.standard_normal((outputs, features)).astype(np.float32), np.full(outputs, 0.5, np.float32))
 
 
 def test_refiner_round_trip_and_batches(tmp_path):

@@ -161,3 +161,18 @@ def make_samples(ict, pool: list[Appearance], heldout_from: int, indices, seed: 
     if return_images:
         out["images"] = images
     return out
+
+
+def retrack(data: dict) -> dict:
+    """The same faces read again by the current per-face tracker from their stored MediaPipe landmarks (after a
+    tracker change: the renders and detections stay, ``weights`` and ``rotation`` are recomputed)."""
+    from drivers.perception.faces import FaceTracks
+
+    out = dict(data)
+    weights, rotation = np.array(data["weights"], copy=True), np.array(data["rotation"], copy=True)
+    for k in np.flatnonzero(data["found"]):
+        (obs,) = FaceTracks(30.0).push([data["landmarks"][k]], tuple(int(v) for v in data["image_size"][k]))
+        weights[k], rotation[k] = obs.tracked.weights, obs.tracked.head_rotation
+    out["weights"], out["rotation"] = weights, rotation
+    return out
+
