@@ -54,8 +54,9 @@ class StridedFaceTracker:
         self.stride = int(stride)
         if tracker is None:
             from drivers import tracking
+            from drivers.listener.cues import speaker_tracker_config
 
-            config = tracking.TrackerConfig()
+            config = speaker_tracker_config()
             config = replace(config, identity_window=max(1, int(round(config.identity_window / self.stride))),
                              identity_frames=min(config.identity_frames,
                                                  max(1, int(round(config.identity_window / self.stride)))))

@@ -18,8 +18,10 @@ import numpy as np
 from drivers.tracking import FaceTracker, TrackedFrame, TrackerConfig, observation_from_mediapipe
 from drivers.tracking.tracker import box_iou, landmark_box, rigid_signature, signature_distance
 
-#: the tracker settings of perception: identity from the first frame (no look-ahead buffer)
-PERCEPTION_TRACKER = TrackerConfig(identity_window=1, identity_frames=1, max_num_faces=1)
+#: Per-face tracking for perception: identity from the track's first frame (no look-ahead buffer); the fit's own
+#: weights, not the tracker's learned read-out (with it the emotion head, retrained, scored 62–65 % on held-out
+#: renders but 35–42 % instead of 50 % on the real labelled faces: docs/PERCEPTION.md).
+PERCEPTION_TRACKER = TrackerConfig(identity_window=1, identity_frames=1, max_num_faces=1, refine=False)
 
 
 @lru_cache(maxsize=1)

@@ -21,10 +21,10 @@ Pipeline per frame:
    model (``identity_rotation``, ``offset_rotation``: learned on tracked renders of training identities by
    ``scripts/build_landmark_map.py``) predicts that constant rotation from the identity estimate, and every
    frame's head rotation is corrected by it (:meth:`FaceTracker.estimate_person`).
-6. **Read-out**: the weights are read out of the fit by a small learned network
-   (:mod:`drivers.tracking.refine`: the landmarks' head-frame displacement, the fit's weights and rotation in;
-   trained on synthetic ground truth), which removes the fit's resting biases (jawOpen, browDown) and its
-   confusions between shapes that move the same landmarks.
+6. **Read-out**: the weights are read out of the fit by a learned linear map (:mod:`drivers.tracking.refine`:
+   the landmarks' head-frame displacement, the fit's weights and rotation in; trained on synthetic ground
+   truth), which removes most of the fit's resting biases (jawOpen, browDown) and its confusions between shapes
+   that move the same landmarks.
 7. **Smoothing**: One-Euro filters (Casiez et al., CHI 2012) on weights, rotation and translation.
 8. **Bridging** (:func:`track_frames`, offline): flagged frames are filled by linear interpolation between
    the neighbouring tracked frames (held at the clip's ends).

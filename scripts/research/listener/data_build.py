@@ -477,9 +477,9 @@ def _crop_image(image: np.ndarray, crop: tuple[float, float, float]) -> np.ndarr
 def track_clip(path: Path, crop: tuple[float, float, float] | None = None, fps: float = MOTION_FPS) -> FaceTrack:
     """Causal face track of a video (optionally spatially cropped), one row per motion frame."""
     from drivers import tracking
-    from drivers.listener.cues import _face_track
+    from drivers.listener.cues import _face_track, speaker_tracker_config
 
-    tracker = tracking.FaceTracker(fps)
+    tracker = tracking.FaceTracker(fps, speaker_tracker_config())  # what the listener reads at run time
     frames: list = []
     try:
         for image in tracking.iter_video_frames(path, fps):
