@@ -478,7 +478,6 @@ class FaceTracker:
     # ------------------------------------------------------------------ internals
     def _start(self) -> list[TrackedFrame]:
         """Fit the identity on the buffered frames, then track them."""
-        cfg = self.config
         found = [obs for _, _, _, obs in self._pending if obs is not None]
         if found:
             fits = self.estimate_person(found)
