@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     features, truth, clip = load_data(paths, seed=args.seed, log=log)
     held = clip >= int(round(len(paths) * (1 - args.validation)))
     refiner = train_refiner(features[~held], truth[~held], ridge=args.ridge)
-    fit_weights = features[held][:, -57:-4]
+    fit_weights = features[held][:, 3 * 478: 3 * 478 + 53]
     read_out = refiner(features[held])
     names = list(EXPRESSION_NAMES)
 

@@ -10,7 +10,7 @@ from test_tracking import synthetic_track
 from avatar.core.errors import AvatarInputError
 from avatar.morphable.landmarks import load_landmark_layer
 from drivers.tracking import FaceTracker, TrackerConfig, track_landmarks
-from drivers.tracking.refine import WeightRefiner, load_weight_refiner, read_weight_refiner, refiner_features
+from drivers.tracking.refine import WeightRefiner, load_weight_refiner, num_features, read_weight_refiner, refiner_features
 from drivers.tracking.tracker import _compatible_refiner
 
 
@@ -40,9 +40,13 @@ def test_refiner_round_trip_and_batches(tmp_path):
 
 
 def test_features_layout():
-    features = refiner_features(np.ones((478, 3)), np.full(53, 2.0), np.array([0.1, 0.2, 0.3]), identity_frames=4)
-    assert features.shape == (478 * 3 + 53 + 4,) and features.dtype == np.float32
-    assert features[0] == 1 and features[478 * 3] == 2 and features[-2] == np.float32(0.3) and features[-1] == 0.25
+    weights = np.linspace(0.0, 1.0, 53)
+    features = refiner_features(np.ones((478, 3)), weights, np.array([0.1, 0.2, 0.3]), identity_frames=4)
+    assert features.shape == (num_features(478, 53),) and features.dtype == np.float32
+    fit = 478 * 3
+    np.testing.assert_allclose(features[fit:fit + 53], weights, rtol=1e-6)
+    assert features[0] == 1 and features[fit + 55] == np.float32(0.3) and features[fit + 56] == 0.25
+    np.testing.assert_allclose(features[fit + 57:fit + 110], np.maximum(weights - 0.05, 0), atol=1e-7)  # the first knot
 
 
 def test_refine_off_gives_the_fits_own_weights(layer):

@@ -16,8 +16,9 @@ frame:
 
 - the observed landmarks in the head frame, minus the person's rest landmarks at the fitted rotation
   (``displacement``, cm, :math:`(478, 3)`): what the expression moved, with pose and identity taken out;
-- the fit's own weights :math:`(53,)`, its head rotation (axis-angle, rad, :math:`(3,)`), and one over the
-  number of frames the identity was fitted on (a photo's identity holds part of its expression).
+- the fit's own weights :math:`(53,)`, its head rotation (axis-angle, rad, :math:`(3,)`), one over the
+  number of frames the identity was fitted on (a photo's identity holds part of its expression), and
+  piecewise-linear terms of the fit's weights (:data:`KNOTS`).
 
 It outputs the 53 weights in [0, 1]. One numpy matrix-vector product (about 0.05 ms per frame), run under the
 tracker's single-threaded BLAS.
@@ -36,6 +37,9 @@ from avatar.core.errors import AvatarInputError
 from avatar.core.paths import ASSETS_DIR
 
 REFINER_FILE = ASSETS_DIR / "landmarks" / "weight_refiner.safetensors"
+#: Knots of the piecewise-linear terms ``max(w - k, 0)`` of the fit's weights: a linear map of them is a
+#: calibration curve per shape (the fit's noise floor, clipped at zero, needs a bend the plain weights lack).
+KNOTS = (0.05, 0.15, 0.3, 0.5)
 
 
 def refiner_features(displacement: np.ndarray, weights: np.ndarray, rotation: np.ndarray, identity_frames: int) -> np.ndarray:
@@ -49,10 +53,18 @@ def refiner_features(displacement: np.ndarray, weights: np.ndarray, rotation: np
             stream that starts at once: the identity then holds part of that frame's expression).
 
     Returns:
-        shape :math:`(3L + E + 4,)` float32.
+        shape :math:`(` :func:`num_features` :math:`,)` float32.
     """
-    return np.concatenate([np.asarray(displacement, np.float32).reshape(-1), np.asarray(weights, np.float32),
-                           np.asarray(rotation, np.float32).reshape(3), np.array([1.0 / max(1, identity_frames)], np.float32)])
+    weights = np.asarray(weights, np.float32)
+    clipped = np.clip(weights, 0.0, 1.0)
+    return np.concatenate([np.asarray(displacement, np.float32).reshape(-1), weights,
+                           np.asarray(rotation, np.float32).reshape(3), np.array([1.0 / max(1, identity_frames)], np.float32),
+                           *(np.maximum(clipped - knot, 0.0) for knot in KNOTS)])
+
+
+def num_features(num_landmarks: int, num_expressions: int) -> int:
+    """Length of :func:`refiner_features`' vector; the fit's weights are its entries ``3L … 3L + E``."""
+    return 3 * num_landmarks + num_expressions + 4 + len(KNOTS) * num_expressions
 
 
 @dataclass(frozen=True)

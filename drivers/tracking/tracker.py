@@ -64,7 +64,7 @@ from avatar.morphable.landmarks import (
 )
 from drivers.face_mesh import DetectedFaces, FaceMeshDetector, detect_ahead
 from drivers.tracking.landmark_fit import FitConfig, FrameFit, LandmarkFitter
-from drivers.tracking.refine import WeightRefiner, load_weight_refiner, refiner_features
+from drivers.tracking.refine import WeightRefiner, load_weight_refiner, num_features, refiner_features
 
 #: MediaPipe's own rigid landmarks (its face-geometry Procrustes basis): stable under expressions.
 RIGID_LANDMARKS = (
@@ -593,7 +593,7 @@ class FaceTracker:
 def _compatible_refiner(layer: LandmarkLayer) -> WeightRefiner | None:
     """The shipped refiner if it reads this layer's landmarks and weights, else ``None``."""
     refiner = load_weight_refiner()
-    if refiner is None or refiner.num_features != 3 * layer.num_landmarks + layer.num_expressions + 4:
+    if refiner is None or refiner.num_features != num_features(layer.num_landmarks, layer.num_expressions):
         return None
     return refiner
 
