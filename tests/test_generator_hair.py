@@ -78,3 +78,19 @@ def test_generate_and_edit_make_the_asked_hair():
     assert edited.report["hair"]["measured"]["style"] == "long" and edited.report["hair"]["colour"] == "red"
     recoloured = edit_bundle(bundle, "white hair", with_preview=False)
     assert recoloured.report["hair"]["style"] == "bun" and recoloured.report["hair"]["colour"] == "white"  # style kept
+
+
+def test_generated_hair_with_a_bun_round_trips_into_a_valid_glb(tmp_path):
+    import pygltflib
+
+    from avatar.core.bundle import read_bundle, write_bundle
+    from avatar.generator.bundles import generate_bundles
+    from tests.test_export_gltf import assert_valid
+
+    bundle = generate_bundles("a grey bun", n=1, seed=4, with_preview=False).bundles[0]
+    folder = write_bundle(tmp_path / "g.avatar", bundle)
+    back = read_bundle(folder)
+    assert torch.allclose(back.hair.vertices, bundle.hair.vertices) and torch.equal(back.hair.faces, bundle.hair.faces)
+    gltf = pygltflib.GLTF2().load(str(folder / "mesh.glb"))
+    assert [n.name for n in gltf.nodes] == ["neck", "head", "hair"]
+    assert_valid(folder / "mesh.glb")

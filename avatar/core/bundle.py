@@ -13,7 +13,7 @@ file                   what
                        (single-image atlas, OBJ convention), ``face_parts (F,)`` int16, and when fitted
                        ``sh_light (9, 1)`` (the photo's lighting, monochrome order-2 SH)
 ``texture.png``        the albedo in the UV atlas (:mod:`avatar.morphable.uv_atlas`), row 0 = top, sRGB
-``hair.png``           (fits of people with hair) the hair layer's colour in its own atlas, sRGB; its mesh is
+``hair.png``           (avatars with hair: fits, generations) the hair layer's colour in its own atlas, sRGB; its mesh is
                        ``hair_vertices (H, 3)``, ``hair_faces (F_h, 3)`` int32, ``hair_uv (U_h, 2)``,
                        ``hair_uv_faces (F_h, 3)`` int32 in ``avatar.safetensors`` — rigid with the head
 ``mesh.glb``           textured glTF 2.0 with ARKit's 52 morph targets (canonical names, e.g.
@@ -22,7 +22,8 @@ file                   what
 ``mesh.obj``/``.mtl``  the neutral mesh with the texture, for any 3D tool
 ``preview.png``        (fits) input | landmarks | fit over the photo, novel views × two expressions
 ``overlay.png``        (fits) the fitted head in the photo's own camera, RGBA at the photo's size
-``report.json``        (fits) image size, faces found, face box, 68 landmarks, losses, skin ΔE2000, timings
+``report.json``        (fits) image size, faces found, face box, 68 landmarks, losses, skin ΔE2000, timings;
+                       (generations) prompt, requested attributes and their checks, measured attributes, hair
 =====================  =======================================================================
 
 A mesh for any expression is ``vertices + Σ_j expression[j] · expression_deltas[j]``; the head pose
@@ -128,7 +129,7 @@ class AvatarBundle:
         preview: the preview image, shape :math:`(H, W, 3)` uint8, or ``None``.
         report: the fit report, or ``None``.
         overlay: the fitted head in the photo's camera, RGBA uint8 :math:`(H, W, 4)` at the photo's size, or ``None``.
-        hair: the :class:`HairLayer`, or ``None`` (bald, or not made: generated avatars have none yet).
+        hair: the :class:`HairLayer`, or ``None`` (bald).
     """
 
     z_geo: torch.Tensor
