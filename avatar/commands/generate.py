@@ -47,16 +47,26 @@ class GenerateResult:
         for report in self.reports[:8]:
             checks = report.get("requested", [])
             if checks and report.get("edit"):
-                moved = sum(1 for c in checks if c.get("moved_as_asked"))
-                words = ", ".join(f"{c['phrase']} {c.get('change_std', 0.0):+.2f} std" for c in checks)
+                moved = sum(1 for c in checks if c.get("moved_as_asked", c.get("satisfied")))
+                words = ", ".join(f"{c['phrase']} {c['change_std']:+.2f} std" if "change_std" in c
+                                  else f"{c['phrase']} {'✓' if c['satisfied'] else '✗'}" for c in checks)
                 lines.append(f"  {report.get('name', '')}: {moved}/{len(checks)} requested changes made ({words}); "
                              f"unmentioned attributes moved at most {report.get('max_preserved_change_std', 0.0):.2f} std")
             elif checks:
                 done = sum(1 for c in checks if c["satisfied"])
                 words = ", ".join(f"{c['phrase']} {'✓' if c['satisfied'] else '✗'}" for c in checks)
                 lines.append(f"  {report.get('name', '')}: {done}/{len(checks)} requested attributes measured as asked ({words})")
+            if report.get("hair") is not None:
+                lines.append(f"  {report.get('name', '')} hair: {_hair_words(report['hair'])}")
         lines.append(f"{self.seconds:.1f} s")
         return "\n".join(lines)
+
+
+def _hair_words(hair: dict) -> str:
+    """``"bun, grey"`` / ``"short, black, fringe (drawn: not asked for)"`` from a report's hair entry."""
+    words = ", ".join(w for w in (hair["style"], hair.get("colour"), "fringe" if hair.get("fringe") else None) if w)
+    asked = any(v is not None for v in hair.get("requested", {}).values())
+    return words if asked else f"{words} (drawn: not asked for)"
 
 
 def prompt_slug(text: str, words: int = 6) -> str:

@@ -349,17 +349,18 @@ def measure_hair(layer: HairLayer | None, head, rest: np.ndarray) -> dict:
 
 
 def hair_checks(request: HairRequest, measured: dict) -> list[dict]:
-    """The request's checks against the measurement: ``[{attribute, value, phrase, satisfied}]``."""
-    phrase = "; ".join(request.phrases)
+    """The request's checks against the measurement: ``[{attribute, value, phrase, satisfied}]`` (``phrase``: what was
+    asked, in short — "bun hair" reads "a bun", "bald" stays "bald")."""
     checks = []
     if request.style is not None:
-        checks.append({"attribute": "hair_style", "value": request.style, "phrase": phrase,
+        words = {"bald": "bald", "bun": "a bun", "ponytail": "a ponytail", "bob": "a bob"}.get(request.style, f"{request.style} hair")
+        checks.append({"attribute": "hair_style", "value": request.style, "phrase": words,
                        "satisfied": measured["style"] == request.style})
     if request.colour is not None:
-        checks.append({"attribute": "hair_colour", "value": request.colour, "phrase": phrase,
+        checks.append({"attribute": "hair_colour", "value": request.colour, "phrase": f"{request.colour} hair",
                        "satisfied": measured["colour"] == request.colour})
     if request.fringe:
-        checks.append({"attribute": "hair_fringe", "value": True, "phrase": phrase, "satisfied": bool(measured["fringe"])})
+        checks.append({"attribute": "hair_fringe", "value": True, "phrase": "a fringe", "satisfied": bool(measured["fringe"])})
     return checks
 
 
