@@ -78,6 +78,8 @@ def test_generate_and_edit_make_the_asked_hair():
     assert edited.report["hair"]["measured"]["style"] == "long" and edited.report["hair"]["colour"] == "red"
     recoloured = edit_bundle(bundle, "white hair", with_preview=False)
     assert recoloured.report["hair"]["style"] == "bun" and recoloured.report["hair"]["colour"] == "white"  # style kept
+    assert torch.equal(recoloured.hair.vertices, bundle.hair.vertices)  # a new colour keeps the layer's shape
+    assert recoloured.report["hair"]["measured"]["colour"] == "white"
 
 
 def test_generated_hair_with_a_bun_round_trips_into_a_valid_glb(tmp_path):

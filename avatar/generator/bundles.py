@@ -210,6 +210,19 @@ def make_hair(head, vertices: torch.Tensor, request: HairRequest, rng: np.random
                    "measured": measured}
 
 
+def recoloured_hair(layer, colour: str):
+    """The layer with its texture moved to a named colour (:data:`avatar.generator.hair.HAIR_COLOURS`), its shading
+    and strand variation kept: every texel is scaled by ``target / median`` in linear light."""
+    from dataclasses import replace
+
+    from avatar.generator.hair import HAIR_COLOURS
+
+    linear = srgb_to_linear(layer.texture)
+    target = srgb_to_linear(torch.tensor(HAIR_COLOURS[colour]))
+    ratio = target / linear.reshape(-1, 3).median(0).values.clamp_min(1e-3)
+    return replace(layer, texture=linear_to_srgb((linear * ratio).clamp(0, 1)))
+
+
 @single_thread()
 def _moved_hair(bundle, vertices: torch.Tensor):
     """The bundle's hair layer carried onto the edited head: each hair vertex moves as its nearest head vertex."""
@@ -310,8 +323,14 @@ def edit_bundle(bundle, text: str, strength: float | None = None, seed: int = 0,
     )
     if not hair_request.empty:  # the asked-for hair; what the edit does not say is kept from the avatar's
         current = measure_hair(bundle.hair, head, bundle.vertices.numpy())
-        edited.hair, document["hair"] = make_hair(head, edited.vertices, hair_request, np.random.default_rng([seed, 1811]),
-                                              keep=current)
+        if edited.hair is not None and hair_request.style is None and hair_request.fringe is None:
+            edited.hair = recoloured_hair(edited.hair, hair_request.colour)  # a new colour keeps the (fitted) shape
+            measured = measure_hair(edited.hair, head, edited.vertices.numpy())
+            document["hair"] = {**current, "colour": hair_request.colour, "measured": measured,
+                                "requested": {"style": None, "colour": hair_request.colour, "fringe": None}}
+        else:
+            edited.hair, document["hair"] = make_hair(head, edited.vertices, hair_request,
+                                                      np.random.default_rng([seed, 1811]), keep=current)
         document["requested"] = checks + hair_checks(hair_request, document["hair"]["measured"])
     if with_preview:
         edited.preview = preview_views([bundle, edited])
