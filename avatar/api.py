@@ -125,7 +125,8 @@ def generate(text: str = "", n: int | None = None, seed: int = 0, guidance: floa
     """Generate avatars from text.
 
     Args:
-        text: English description, e.g. "a woman with a round face and a small nose" ("" = random faces).
+        text: English description, e.g. "a woman with a round face, a small nose and a grey bun" ("" = random
+            faces); hair words make the avatar's hair layer (:mod:`avatar.generator.hair`), the rest its face.
         n: ``None`` for one :class:`Avatar`; an int for a list of that many.
         seed: random seed (same text and seed → same avatars).
         guidance: classifier-free guidance scale (default 3; higher follows the text more, with less variety).
@@ -136,7 +137,8 @@ def generate(text: str = "", n: int | None = None, seed: int = 0, guidance: floa
 
     Returns:
         an :class:`Avatar` (``n=None``) or a list of them; each has ``.report`` with the measured attributes,
-        whether each requested one was met, and ``warnings``.
+        whether each requested one was met (hair style and colour measured from the built layer), the hair
+        (``report["hair"]``), and ``warnings``.
 
     Raises:
         AvatarInputError: bad prompt (too long, not English, contradictory) or options.
