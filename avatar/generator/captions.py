@@ -181,6 +181,11 @@ def _tokens(text: str) -> list[str]:
     return re.findall(r"[^\W\d_]+|[,;.!?:]", text)
 
 
+def word_tokens(text: str) -> list[str]:
+    """The lower-case words of a text (hyphens and apostrophes split words; punctuation dropped)."""
+    return [t for t in _tokens(text) if t[0].isalpha()]
+
+
 def _all_adjectives() -> dict[tuple[str, ...], dict[str, tuple[str, int]]]:
     """Adjective token sequence → {noun group: (attribute, direction)} (comparatives included)."""
     table: dict[tuple[str, ...], dict[str, tuple[str, int]]] = {}

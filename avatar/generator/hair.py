@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from avatar.core.bundle import HairLayer
+from avatar.generator.captions import word_tokens
 from avatar.morphable.hair import MAX_THICKNESS_CM, MIN_THICKNESS_CM, bake, scalp, shell, smooth
 
 HAIR_STYLES = ("bald", "short", "bob", "long", "ponytail", "bun", "curly")
@@ -101,10 +102,6 @@ class HairRequest:
         return self.style is None and self.colour is None and self.fringe is None
 
 
-def _tokens(text: str) -> list[str]:
-    return re.findall(r"[a-z]+", text.lower().replace("-", " ").replace("'", " "))
-
-
 def _find(tokens: list[str], i: int, table) -> tuple[str, int] | None:
     """The longest entry of ``table`` (space-joined token sequences) starting at token ``i``: (entry, length)."""
     for length in (3, 2, 1):
@@ -128,7 +125,7 @@ def parse_hair(text: str | list[str]) -> HairRequest:
     text = text if isinstance(text, str) else ", ".join(text)
     request = HairRequest()
     for clause in (c.strip() for c in re.split(r"[.;!?:]+", text) if c.strip()):
-        tokens = _tokens(clause)
+        tokens = word_tokens(clause)
         anchors = [i for i, t in enumerate(tokens) if t in HAIR_NOUNS]
         anchors += [i for i in range(len(tokens)) if _find(tokens, i, SELF_STANDING)]
         if not anchors:
@@ -158,7 +155,7 @@ def parse_hair(text: str | list[str]) -> HairRequest:
 def is_hair_clause(clause: str) -> bool:
     """Whether a clause names hair or one of its styles or colours (such a clause, when it asks nothing of the face,
     is kept out of the identity generator's conditioning: its colour words read as skin to the text model)."""
-    tokens = _tokens(clause)
+    tokens = word_tokens(clause)
     tables = (STYLE_WORDS, COLOUR_WORDS, SELF_STANDING)
     return any(t in HAIR_NOUNS or t in FRINGE_WORDS for t in tokens) or any(
         _find(tokens, i, table) for i in range(len(tokens)) for table in tables)

@@ -26,7 +26,6 @@ under the tracker's single-threaded BLAS.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -115,8 +114,3 @@ def load_weight_refiner() -> WeightRefiner | None:
     """The shipped refiner, or ``None`` when ``assets/landmarks/weight_refiner.safetensors`` is absent."""
     return read_weight_refiner(REFINER_FILE) if REFINER_FILE.is_file() else None
 
-
-def refiner_info() -> dict:
-    """The shipped refiner's training record (``weight_refiner.json``), empty when absent."""
-    path = REFINER_FILE.with_suffix(".json")
-    return json.loads(path.read_text()) if path.is_file() else {}

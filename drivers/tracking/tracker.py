@@ -585,9 +585,12 @@ class FaceTracker:
         """This frame's expression weights :math:`(E,)`: the refiner's reading of the fit, or the fit's own."""
         if self.refiner is None:
             return fit.expression.copy()
-        features = refiner_features(self.fitter.displacement(obs, fit), fit.expression, matrix_to_axis_angle(fit.pose.rotation),
-                                    self.identity_frames)
-        return self.refiner(features).astype(np.float64)
+        return self.refiner(self.read_out_features(obs, fit)).astype(np.float64)
+
+    def read_out_features(self, obs: np.ndarray, fit: FrameFit) -> np.ndarray:
+        """The refiner's input for one frame's fit (:func:`drivers.tracking.refine.refiner_features`)."""
+        rotation = matrix_to_axis_angle(fit.pose.rotation)
+        return refiner_features(self.fitter.displacement(obs, fit), fit.expression, rotation, self.identity_frames)
 
 
 def _compatible_refiner(layer: LandmarkLayer) -> WeightRefiner | None:

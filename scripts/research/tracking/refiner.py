@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.core.geometry import matrix_to_axis_angle
 from drivers.tracking import FaceTracker, TrackerConfig
-from drivers.tracking.refine import WeightRefiner, refiner_features
+from drivers.tracking.refine import WeightRefiner
 
 
 class CaptureTracker(FaceTracker):
@@ -41,8 +40,7 @@ class CaptureTracker(FaceTracker):
         return super()._track(index, num_faces, landmarks, obs)
 
     def _read_out(self, obs, fit):
-        self.features[self._now] = refiner_features(self.fitter.displacement(obs, fit), fit.expression,
-                                                    matrix_to_axis_angle(fit.pose.rotation), self.identity_frames)
+        self.features[self._now] = self.read_out_features(obs, fit)
         return super()._read_out(obs, fit)
 
 
