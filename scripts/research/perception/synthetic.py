@@ -175,4 +175,3 @@ def retrack(data: dict) -> dict:
         weights[k], rotation[k] = obs.tracked.weights, obs.tracked.head_rotation
     out["weights"], out["rotation"] = weights, rotation
     return out
-
