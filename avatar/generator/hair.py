@@ -28,10 +28,12 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from avatar.core.bundle import HairLayer
 from avatar.generator.captions import word_tokens
 from avatar.morphable.hair import MAX_THICKNESS_CM, MIN_THICKNESS_CM, bake, scalp, shell, smooth
+from renderers.mesh import vertex_normals
 
 HAIR_STYLES = ("bald", "short", "bob", "long", "ponytail", "bun", "curly")
 #: Representative sRGB colour of each named hair colour (0–1).
@@ -169,15 +171,6 @@ def draw_hair(request: HairRequest, rng: np.random.Generator) -> tuple[str, str,
     return style, colour, fringe
 
 
-def _normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    corner = vertices[faces]
-    area = np.cross(corner[:, 1] - corner[:, 0], corner[:, 2] - corner[:, 0])
-    out = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(out, faces[:, k], area)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-
-
 def _ellipsoid(centre: np.ndarray, radii: np.ndarray, rings: int = 10, segments: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """A closed UV-sphere scaled to ``radii`` (cm): vertices :math:`(N, 3)`, outward triangles :math:`(F, 3)`."""
     theta = np.linspace(0, np.pi, rings + 1)[1:-1]
@@ -237,16 +230,15 @@ def style_hair(head, rest: np.ndarray, style: str, colour: str, fringe: bool = F
         return None
     rng = rng or np.random.default_rng(0)
     rest = np.asarray(rest, dtype=np.float64)
-    faces = head.faces.numpy()
-    normals = _normals(rest, faces)
+    with torch.no_grad():
+        normals = vertex_normals(torch.from_numpy(rest).float()[None], head.faces)[0].double().numpy()
     where = scalp(head, rest)
     y, z = rest[:, 1], rest[:, 2]
     front = z > where.z_ear + 2.0
     keep = where.candidate & ~where.forehead & ~(front & (y < where.y_brow + 4.5))
     if fringe:
         keep |= (where.forehead | (where.candidate & front)) & (y >= where.y_brow + 1.0)
-    on_scalp = np.zeros(len(rest), bool)
-    on_scalp[np.unique(faces[np.isin(head.face_parts, [head.part_names.index(p) for p in ("M_Face", "M_BackHead")])])] = True
+    on_scalp = where.skin
     behind = on_scalp & (z <= where.z_ear + 0.5)
     drop = np.clip(where.y_brow + 3.0 - y, 0.0, None)  # cm below the upper head
     if style in ("bob", "curly"):

@@ -25,6 +25,7 @@ class Scalp:
     """Where hair may grow on one head (neutral, head frame, cm), and the heights that place styles on it.
 
     Attributes:
+        skin: vertices of the skin parts (face and back of the head), shape :math:`(V,)` bool.
         candidate: vertices where hair may grow (crown, sides above the brows, back above the nose, forehead),
             shape :math:`(V,)` bool.
         forehead: the forehead part of ``candidate`` (hair there is a fringe), shape :math:`(V,)` bool.
@@ -35,6 +36,7 @@ class Scalp:
         top: the highest point of the head, shape :math:`(3,)`.
     """
 
+    skin: np.ndarray
     candidate: np.ndarray
     forehead: np.ndarray
     y_brow: float
@@ -59,7 +61,7 @@ def scalp(head, rest: np.ndarray) -> Scalp:
     side = (z <= z_ear) & (y >= y_brow)
     crown = y >= y_brow + 3.0
     forehead = (z > z_ear) & (y >= y_brow + 0.5) & ~crown
-    return Scalp(on_skin & (back | side | crown | forehead), on_skin & forehead, y_brow, y_nose, float(lm[8, 1]), z_ear,
+    return Scalp(on_skin, on_skin & (back | side | crown | forehead), on_skin & forehead, y_brow, y_nose, float(lm[8, 1]), z_ear,
                  rest[np.argmax(np.where(on_skin, y, -np.inf))].copy())
 
 
